@@ -5,7 +5,9 @@ same network: a lifting conv and ``layers - 1`` group convs (kernel 5, zero padd
 each followed by batch norm and ReLU, no spatial pooling, then group max pooling, a global
 spatial mean and a linear classifier; input ``[batch, 1, 28, 28]``.
 
-    equinas: EquivariantCNN(backbone(G, widths=(w,)*layers, pools_after=(), hidden=None))
+    equinas: EquivariantCNN(backbone(G, widths=(w,)*layers, pools_after=(), hidden=None, basis=b)),
+             once per kernel basis b: "pixel" (25 values per 5x5 kernel) and "harmonic" (11
+             band-limited functions, the same span as escnn's default basis)
     escnn:   R2Conv (regular fields) -> InnerBatchNorm -> ReLU, ..., GroupPooling -> mean -> Linear
     plain:   Conv2d -> BatchNorm2d -> ReLU of the same expanded width (w*|G| channels): the floor
 
@@ -15,15 +17,17 @@ train-mode forward+backward (cross-entropy, random labels) and of an eval-mode f
 ``no_grad``, the filter-expansion share of the train step (building every conv filter forward and
 backward), the peak memory of one train step and one eval step (bytes allocated above those live
 before the step: ``torch.cuda.max_memory_allocated`` on GPU; on CPU the running sum of the
-allocator's alloc/free events recorded by ``torch.profiler(profile_memory=True)``), and, in eval
-mode and float32, the equivariance errors ``max |f(gx) - g f(x)| / max |f(x)|`` of the last
-feature map and ``max |f(gx) - f(x)| / max |f(x)|`` of the logits, the max over the exact
-elements (multiples of 90 degrees, mirrors included) and, for C8/D8, for the 45 degree rotation.
-Both libraries see the same transformed input (equinas ``act_on_images``, bilinear for 45
-degrees, on smooth images inside the inscribed disc); on feature maps the spatial part of ``g``
-is the same resampling for both and the fibre part is each library's own regular
-representation (escnn's element ``(f, k)`` and equinas' ``Element(f, k)`` are the same map);
-feature differences are taken inside the inscribed disc.
+allocator's alloc/free events recorded by ``torch.profiler(profile_memory=True)``), and the
+equivariance errors in eval mode and float32: the relative L2 errors
+``||f(gx) - g f(x)|| / ||g f(x)||`` of the last feature map (inside the inscribed disc) and
+``||f(gx) - f(x)|| / ||f(x)||`` of the logits, the max over the exact elements (multiples of 90
+degrees, mirrors included) and, for C8/D8, for the 45 degree rotation, as mean and std over
+``--eq-seeds`` freshly initialised networks of each library (one network's error varies a lot
+with its weights at 45 degrees). Both libraries see the same transformed input (equinas
+``act_on_images``, bilinear for 45 degrees, on smooth images inside the inscribed disc); on
+feature maps the spatial part of ``g`` is the same resampling for both and the fibre part is each
+library's own regular representation (escnn's element ``(f, k)`` and equinas' ``Element(f, k)``
+are the same map).
 
 Writes ``benchmarks/results/escnn_<device>[_quick].json`` and ``.md``; ``--profile`` adds the
 top operators of one train step of each library for the largest configuration
@@ -35,6 +39,7 @@ top operators of one train step of each library for the largest configuration
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import os
 import statistics
@@ -51,6 +56,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from equinas.groups import Element, PlanarGroup, act_on_features, act_on_images, parse_group
 from equinas.models import EquivariantCNN, backbone
+from equinas.nn import BASES
 
 ESCNN_INSTALL = (
     "escnn is not installed (or does not import). It is an optional benchmark dependency:\n"
@@ -79,7 +85,7 @@ class Subject:
 
 
 # -- networks ------------------------------------------------------------------------------------
-def equinas_subject(group: PlanarGroup, width: int, args: argparse.Namespace) -> Subject:
+def equinas_subject(group: PlanarGroup, width: int, args: argparse.Namespace, basis: str) -> Subject:
     start = time.perf_counter()
     spec = backbone(
         group.name,
@@ -87,6 +93,7 @@ def equinas_subject(group: PlanarGroup, width: int, args: argparse.Namespace) ->
         widths=(width,) * args.layers,
         pools_after=(),
         kernel_size=args.kernel,
+        basis=basis,
         num_classes=args.classes,
         hidden=None,
     )
@@ -94,7 +101,7 @@ def equinas_subject(group: PlanarGroup, width: int, args: argparse.Namespace) ->
     build_s = time.perf_counter() - start
     convs = [block.conv for block in model.equivariant_blocks]
     return Subject(
-        "equinas",
+        f"equinas_{basis}",
         model,
         build_s,
         features=lambda x: model.features(x)[-1],
@@ -267,12 +274,30 @@ def equivariance(subject: Subject, group: PlanarGroup, x: torch.Tensor) -> dict[
             feat_err = logit_err = 0.0
             for g in elements:
                 feats_g = subject.features(act_on_images(x, g, group))
-                diff = (feats_g - subject.act(feats, g)) * mask
-                feat_err = max(feat_err, float(diff.abs().max() / feats.abs().max()))
-                diff = subject.classify(feats_g) - logits
-                logit_err = max(logit_err, float(diff.abs().max() / logits.abs().max()))
+                expected = subject.act(feats, g) * mask
+                feat_err = max(feat_err, float((feats_g * mask - expected).norm() / expected.norm()))
+                logit_err = max(logit_err, float((subject.classify(feats_g) - logits).norm() / logits.norm()))
             out[f"{name}_features"], out[f"{name}_logits"] = feat_err, logit_err
     return out
+
+
+def equivariance_over_seeds(make: Callable[[int], Subject], group: PlanarGroup, args) -> dict[str, dict]:
+    """``{key: {"mean", "std", "values"}}`` of ``equivariance`` over ``args.eq_seeds`` fresh networks."""
+    images = smooth_images(8, args.size, args.device)
+    runs = []
+    for seed in range(args.eq_seeds):
+        torch.manual_seed(seed)
+        subject = make(seed)
+        subject.model.to(args.device).eval()
+        runs.append(equivariance(subject, group, images))
+    return {
+        key: {
+            "mean": statistics.mean(r[key] for r in runs),
+            "std": statistics.pstdev(r[key] for r in runs),
+            "values": [r[key] for r in runs],
+        }
+        for key in runs[0]
+    }
 
 
 def interleaved_ms(steps: dict[str, Callable[[], None]], repeats: int, device: str) -> dict[str, float]:
@@ -289,7 +314,7 @@ def interleaved_ms(steps: dict[str, Callable[[], None]], repeats: int, device: s
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def measure(subjects: list[Subject], group: PlanarGroup, args: argparse.Namespace) -> dict[str, dict]:
+def measure(subjects: list[Subject], args: argparse.Namespace) -> dict[str, dict]:
     """Every number of the module doc for each network (their parameters move to ``args.device``)."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(args.batch, 1, args.size, args.size, generator=gen).to(args.device)
@@ -314,41 +339,59 @@ def measure(subjects: list[Subject], group: PlanarGroup, args: argparse.Namespac
     for name, ms in interleaved_ms(evals, args.repeats, args.device).items():
         results[name]["eval_ms"] = ms
         results[name]["eval_peak_mb"] = peak_bytes(evals[name], args.device) / 2**20
-    images = smooth_images(8, args.size, args.device)
     for s in subjects:
         if s.expansion is not None:
             results[s.name]["expansion_share"] = (
                 results[s.name].pop("expansion_ms") / results[s.name]["train_ms"]
             )
-        if s.act is not None:
-            results[s.name]["equivariance"] = equivariance(s, group, images)
     return results
 
 
 RATIO_KEYS = ("train_ms", "eval_ms", "train_peak_mb", "eval_peak_mb", "build_s", "params")
 
 
+def makers(group: PlanarGroup, width: int, args: argparse.Namespace) -> dict[str, Callable[[], Subject]]:
+    """Builders of every network of one configuration, by subject name."""
+    out: dict[str, Callable[[], Subject]] = {
+        f"equinas_{basis}": functools.partial(equinas_subject, group, width, args, basis)
+        for basis in args.bases
+    }
+    out["escnn"] = functools.partial(escnn_subject, group, width, args)
+    out["plain"] = functools.partial(plain_subject, group, width, args)
+    return out
+
+
 def compare(group: PlanarGroup, width: int, args: argparse.Namespace) -> dict:
-    """All three networks of one configuration, and the equinas/escnn ratios."""
+    """Every network of one configuration, and the equinas/escnn ratios of each equinas basis."""
+    build = makers(group, width, args)
     subjects = []
-    for make in (equinas_subject, escnn_subject, plain_subject):
+    for make in build.values():
         torch.manual_seed(0)
-        subjects.append(make(group, width, args))
+        subjects.append(make())
     row: dict = {"group": group.name, "width": width, "channels": width * group.order}
-    row |= measure(subjects, group, args)
-    row["equinas_over_escnn"] = {k: row["equinas"][k] / row["escnn"][k] for k in RATIO_KEYS}
+    row |= measure(subjects, args)
+    for s in subjects:
+        if s.act is not None:
+            row[s.name]["equivariance"] = equivariance_over_seeds(
+                lambda _, make=build[s.name]: make(), group, args
+            )
+    row["over_escnn"] = {
+        f"equinas_{basis}": {k: row[f"equinas_{basis}"][k] / row["escnn"][k] for k in RATIO_KEYS}
+        for basis in args.bases
+    }
     return row
 
 
 # -- profile and report ---------------------------------------------------------------------------
 def profile_table(group: PlanarGroup, width: int, args: argparse.Namespace) -> str:
-    """Top operators (self time) of one train step of equinas and of escnn."""
+    """Top operators (self time) of one train step of every equinas basis and of escnn."""
     sort_by = "self_device_time_total" if args.device.startswith("cuda") else "self_cpu_time_total"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device.startswith("cuda") else [])
     sections = []
-    for make in (equinas_subject, escnn_subject):
-        subject = make(group, width, args)
-        model = subject.model.to(args.device).train()
+    for name, make in makers(group, width, args).items():
+        if name == "plain":
+            continue
+        model = make().model.to(args.device).train()
         x = torch.randn(args.batch, 1, args.size, args.size, device=args.device)
         labels = torch.randint(args.classes, (args.batch,), device=args.device)
         step = train_step(model, x, labels)
@@ -356,8 +399,12 @@ def profile_table(group: PlanarGroup, width: int, args: argparse.Namespace) -> s
         with profile(activities=activities) as prof:
             step()
         table = prof.key_averages().table(sort_by=sort_by, row_limit=15)
-        sections.append(f"== {subject.name} {group.name} x{width}: one train step\n{table}")
+        sections.append(f"== {name} {group.name} x{width}: one train step\n{table}")
     return "\n".join(sections)
+
+
+def _error(stats: dict | None) -> str:
+    return "-" if stats is None else f"{stats['mean']:.2g} ± {stats['std']:.1g}"
 
 
 def markdown(rows: list[dict], args: argparse.Namespace) -> str:
@@ -368,27 +415,34 @@ def markdown(rows: list[dict], args: argparse.Namespace) -> str:
         "",
         "Times are medians in ms; memory is the peak MiB allocated during one step; ratio = equinas/escnn; "
         "plain = Conv2d net of the same expanded width; expansion = share of the train step spent "
-        "building filters (forward+backward).",
+        "building filters (forward+backward); basis = equinas' kernel basis (escnn: its own "
+        "band-limited basis, the span of `harmonic`).",
         "",
-        "| config | ch | train eq / es / plain | ratio | eval eq / es / plain | ratio | "
+        "| config | ch | basis | train eq / es / plain | ratio | eval eq / es / plain | ratio | "
         "train MiB eq / es | eval MiB eq / es | expansion eq / es | build s eq / es | params eq / es |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        eq, es, pl, ratio = r["equinas"], r["escnn"], r["plain"], r["equinas_over_escnn"]
-        lines.append(
-            f"| {r['group']} x{r['width']} | {r['channels']} "
-            f"| {eq['train_ms']:.0f} / {es['train_ms']:.0f} / {pl['train_ms']:.0f} | {ratio['train_ms']:.2f} "
-            f"| {eq['eval_ms']:.0f} / {es['eval_ms']:.0f} / {pl['eval_ms']:.0f} | {ratio['eval_ms']:.2f} "
-            f"| {eq['train_peak_mb']:.0f} / {es['train_peak_mb']:.0f} "
-            f"| {eq['eval_peak_mb']:.0f} / {es['eval_peak_mb']:.0f} "
-            f"| {eq['expansion_share']:.1%} / {es['expansion_share']:.1%} "
-            f"| {eq['build_s']:.2f} / {es['build_s']:.2f} | {eq['params']:,} / {es['params']:,} |"
-        )
+        es, pl = r["escnn"], r["plain"]
+        for basis in args.bases:
+            eq, ratio = r[f"equinas_{basis}"], r["over_escnn"][f"equinas_{basis}"]
+            lines.append(
+                f"| {r['group']} x{r['width']} | {r['channels']} | {basis} "
+                f"| {eq['train_ms']:.0f} / {es['train_ms']:.0f} / {pl['train_ms']:.0f} "
+                f"| {ratio['train_ms']:.2f} "
+                f"| {eq['eval_ms']:.0f} / {es['eval_ms']:.0f} / {pl['eval_ms']:.0f} | {ratio['eval_ms']:.2f} "
+                f"| {eq['train_peak_mb']:.0f} / {es['train_peak_mb']:.0f} "
+                f"| {eq['eval_peak_mb']:.0f} / {es['eval_peak_mb']:.0f} "
+                f"| {eq['expansion_share']:.1%} / {es['expansion_share']:.1%} "
+                f"| {eq['build_s']:.2f} / {es['build_s']:.2f} | {eq['params']:,} / {es['params']:,} |"
+            )
+    names = [f"equinas_{b}" for b in args.bases] + ["escnn"]
+    header = " / ".join(n.replace("equinas_", "") for n in names)
     lines += [
         "",
-        "Equivariance errors (eval, float32): features max|f(gx) - g f(x)| / max|f(x)|, "
-        "logits max|f(gx) - f(x)| / max|f(x)|; equinas / escnn.",
+        f"Equivariance errors (eval, float32, relative L2, mean ± std over {args.eq_seeds} fresh networks): "
+        "features ||f(gx) - g f(x)|| / ||g f(x)|| inside the inscribed disc, logits "
+        f"||f(gx) - f(x)|| / ||f(x)||; each cell: {header}.",
         "",
         "| config | exact: features | exact: logits | 45 deg: features | 45 deg: logits |",
         "|---|---|---|---|---|",
@@ -396,8 +450,8 @@ def markdown(rows: list[dict], args: argparse.Namespace) -> str:
     for r in rows:
         cells = []
         for key in ("exact_features", "exact_logits", "rot45_features", "rot45_logits"):
-            eq, es = r["equinas"]["equivariance"].get(key), r["escnn"]["equivariance"].get(key)
-            cells.append("-" if eq is None else f"{eq:.1e} / {es:.1e}")
+            stats = [r[n]["equivariance"].get(key) for n in names]
+            cells.append("-" if stats[0] is None else " / ".join(_error(x) for x in stats))
         lines.append(f"| {r['group']} x{r['width']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -420,11 +474,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument(
+        "--bases", nargs="+", choices=BASES, default=list(BASES), help="equinas kernel bases to measure"
+    )
+    parser.add_argument(
+        "--eq-seeds", type=int, default=5, help="networks per library for the equivariance errors"
+    )
+    parser.add_argument(
         "--threads", type=int, help="CPU threads (torch.set_num_threads); 1 is steadier on a shared machine"
     )
     args = parser.parse_args()
     if args.quick:
-        args.groups, args.widths, args.batch, args.repeats = ["C4", "D4"], [2, 4], 8, 2
+        args.groups, args.widths, args.batch, args.repeats, args.eq_seeds = ["C4", "D4"], [2, 4], 8, 2, 2
     return args
 
 
@@ -440,13 +500,11 @@ def main() -> None:
     for name in args.groups:
         for width in args.widths:
             rows.append(compare(parse_group(name), width, args))
-            r = rows[-1]
-            print(
-                f"{name} x{width}: train {r['equinas']['train_ms']:.0f} / {r['escnn']['train_ms']:.0f} ms "
-                f"(ratio {r['equinas_over_escnn']['train_ms']:.2f}), eval ratio "
-                f"{r['equinas_over_escnn']['eval_ms']:.2f}",
-                flush=True,
+            ratios = ", ".join(
+                f"{basis} train {ratio['train_ms']:.2f} eval {ratio['eval_ms']:.2f}"
+                for basis, ratio in rows[-1]["over_escnn"].items()
             )
+            print(f"{name} x{width}: equinas/escnn {ratios}", flush=True)
     name = f"escnn_{args.device.split(':')[0]}" + ("_quick" if args.quick else "")
     load = {"before": load_before, "after": os.getloadavg()}
     payload = {"benchmark": "equinas_vs_escnn", "config": vars(args), "load_average": load, "rows": rows}

@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from equinas.nn.basis import BASES
+
 EXAMPLES = """examples:
   equinas train --task rotmnist --arch D4 --epochs 2 --run-dir runs/d4
   equinas evaluate runs/d4/checkpoint.pt --task rotmnist
@@ -114,6 +116,12 @@ def add_backbone_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pools-after", type=_int_list, default=(2, 4), help="layers followed by a 2x2 max pool")
     g.add_argument("--kernel-size", type=int, default=5)
     g.add_argument(
+        "--kernel-basis",
+        choices=BASES,
+        default="pixel",
+        help="kernel parametrisation: pixels, or band-limited harmonics (exact 45-degree kernel rotations)",
+    )
+    g.add_argument(
         "--hidden", type=_optional_int, default=64, help="hidden width of the head ('none': linear head)"
     )
     g.add_argument(
@@ -173,6 +181,7 @@ def backbone_settings(args: argparse.Namespace):
         widths=args.widths,
         pools_after=args.pools_after,
         kernel_size=args.kernel_size,
+        basis=args.kernel_basis,
         hidden=args.hidden,
         width_rule=args.width_rule,
     )

@@ -53,6 +53,7 @@ class EquivariantCNN(nn.Module):
                 in_channels=in_channels,
                 out_channels=layer.channels,
                 kernel_size=layer.kernel_size,
+                basis=layer.basis,
                 ambient=ambient,
                 lifting=i == 0,
                 group=spec.layer_group(i) if layer.group is not None else None,

@@ -21,6 +21,7 @@ class LayerContext:
     in_channels: int
     out_channels: int
     kernel_size: int
+    basis: str
     ambient: PlanarGroup
     lifting: bool
     group: PlanarGroup | None
@@ -51,7 +52,7 @@ class LayerKind:
 
 def _build_regular(ctx: LayerContext) -> nn.Module:
     cls = LiftingConv if ctx.lifting else GroupConv
-    return cls(ctx.in_channels, ctx.out_channels, ctx.kernel_size, ctx.group, ctx.ambient)
+    return cls(ctx.in_channels, ctx.out_channels, ctx.kernel_size, ctx.group, ctx.ambient, basis=ctx.basis)
 
 
 def _build_mixed(ctx: LayerContext) -> nn.Module:
@@ -69,6 +70,7 @@ def _build_mixed(ctx: LayerContext) -> nn.Module:
         groups,
         lifting=ctx.lifting,
         alpha_init=alpha,
+        basis=ctx.basis,
     )
 
 
@@ -84,6 +86,7 @@ def _constrained(cls: type, kind: str) -> Callable[[LayerContext], nn.Module]:
             ctx.group,
             ctx.ambient,
             lifting=ctx.lifting,
+            basis=ctx.basis,
             **opts,
         )
 

@@ -4,14 +4,16 @@ Example (``ArchSpec.to_dict()``)::
 
     {"ambient": "D4", "in_channels": 1, "num_classes": 10,
      "layers": [{"kind": "regular", "group": "D4", "channels": 16, "kernel_size": 5,
-                 "pool": false}, ...],
+                 "basis": "pixel", "pool": false}, ...],
      "head": {"group_pool": "max", "spatial_pool": "mean", "hidden": 64, "dropout": 0.0}}
 
 Feature maps use the layout of the ``ambient`` group; a layer's ``channels`` counts ambient
 channels (``channels * |ambient|`` conv channels), so every layer keeps its width whatever
 subgroup it is constrained to. Layer kinds: ``regular`` (one ``group``), ``mixed`` (a
 [G]-mixed layer over ``groups``) and the approximate-equivariance baselines registered in
-``equinas.models.layers`` (their settings go in ``options``).
+``equinas.models.layers`` (their settings go in ``options``). A layer's ``basis`` says how
+its kernels are parametrised (``equinas.nn.basis``): ``pixel`` (default) or ``harmonic``
+(band-limited, for exact equivariance of the kernels to 45-degree rotations).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from equinas.groups import PlanarGroup, parse_group, subgroups
+from equinas.nn.basis import BASES
 from equinas.nn.pooling import POOLS
 
 
@@ -56,6 +59,7 @@ class LayerSpec:
     group: str | None = None
     groups: tuple[str, ...] | None = None
     kernel_size: int = 5
+    basis: str = "pixel"
     pool: bool = False
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -122,6 +126,8 @@ class ArchSpec:
                 raise SpecError(
                     f"{where}.kernel_size: expected a positive odd integer, got {layer.kernel_size!r}"
                 )
+            if layer.basis not in BASES:
+                raise SpecError(f"{where}.basis: expected one of {BASES}, got {layer.basis!r}")
             if layer.kind == "mixed":
                 if layer.group is not None:
                     raise SpecError(f"{where}: a mixed layer takes 'groups', not 'group'")
@@ -209,6 +215,7 @@ def backbone(
     widths: tuple[int, ...] = (16, 16, 16, 16, 32, 32, 32, 32),
     pools_after: tuple[int, ...] = (2, 4),
     kernel_size: int = 5,
+    basis: str = "pixel",
     in_channels: int = 1,
     num_classes: int = 10,
     kind: str = "regular",
@@ -224,6 +231,7 @@ def backbone(
     (the paper's rule; parameters grow as |ambient|/|H|), ``'params'`` scales each layer's
     ambient channels by ``sqrt(|H|/|ambient|)`` so parameter counts stay about equal.
     2x2 max pools follow the blocks listed in ``pools_after`` (28 -> 14 -> 7 keeps rotations exact).
+    ``basis`` parametrises every kernel (``pixel`` or ``harmonic``, see ``equinas.nn.basis``).
     """
     amb = parse_group(ambient)
     per_layer = [group] * len(widths) if isinstance(group, str) else list(group)
@@ -245,6 +253,7 @@ def backbone(
                 channels=max(1, round(width * scale)),
                 kind=kind,
                 kernel_size=kernel_size,
+                basis=basis,
                 pool=i in pools_after,
                 options=dict(options or {}),
                 **g_kwargs,

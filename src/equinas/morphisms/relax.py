@@ -7,9 +7,10 @@ expanded filter (``FilterExpansion.restrict``), i.e.
     psi~[(d, t), (c, s)](k) = psi[d, c](t^-1 k s)        (Eq. 4, t, s in R = K\\H reps)
 
 which holds for every K-equivariant filter. The new layer reproduces the old one exactly
-whenever the spatial action is a homomorphism on the products ``k t`` (k in K, t in R):
-always for groups of multiples of 90 degrees and for the rotation subgroups of C_N/D_N.
-For targets inside D_N (N > 4) that contain interpolated mirrors, composing two
+whenever the kernel action is a homomorphism on the products ``k t`` (k in K, t in R):
+always for groups of multiples of 90 degrees, for the rotation subgroups of C_N/D_N, and
+for every subgroup with the harmonic kernel basis (``equinas.nn.basis``). For pixel kernels
+and targets inside D_N (N > 4) that contain interpolated mirrors, composing two
 interpolations blurs the kernel and the function is only approximately kept; ``relax``
 then emits an ``InexactRelaxationWarning`` with the measured deviation. Feature maps keep their ambient layout
 ``[B, C, |G|, H, W]`` (the relaxed map ``f~[(c, s)](k) = f[c](k s)`` of Eq. 3 is only a
@@ -24,18 +25,21 @@ import warnings
 import torch
 from torch import nn
 
-from equinas.groups import PlanarGroup, parse_group, spatial_matrices
+from equinas.groups import PlanarGroup, parse_group
 from equinas.nn import GroupBatchNorm, RegularConv
+from equinas.nn.basis import KernelBasis
 
 
 class InexactRelaxationWarning(UserWarning):
     """The spatial action is not exactly homomorphic on the relaxed layer's cosets."""
 
 
-def _homomorphism_defect(ambient: PlanarGroup, group: PlanarGroup, target: PlanarGroup, k: int) -> float:
-    """``max |M(k t) - M(k) M(t)|`` over ``k`` in ``target`` and representatives ``t`` of it in ``group``."""
+def _homomorphism_defect(
+    ambient: PlanarGroup, group: PlanarGroup, target: PlanarGroup, basis: KernelBasis
+) -> float:
+    """``max |D(k t) - D(k) D(t)|`` over ``k`` in ``target`` and representatives ``t`` of it in ``group``."""
     elements = list(ambient.elements)
-    mats = spatial_matrices(ambient, k)
+    mats = basis.action(ambient)
     worst = 0.0
     for t in group.coset_representatives(target):
         for h in ambient.embed(target).elements:
@@ -60,7 +64,7 @@ def relax_conv(layer: RegularConv, subgroup: PlanarGroup | str) -> RegularConv:
     (lifting conv) and ``|K|`` kernel planes, so its parameter count grows by ``|H:K|``.
     """
     target = _target(layer.group, layer.ambient, subgroup)
-    defect = _homomorphism_defect(layer.ambient, layer.ambient.embed(layer.group), target, layer.kernel_size)
+    defect = _homomorphism_defect(layer.ambient, layer.ambient.embed(layer.group), target, layer.basis)
     if defect > 1e-9:
         warnings.warn(
             f"relaxing {layer.group} to {target} composes interpolated rotations; the "
@@ -75,6 +79,7 @@ def relax_conv(layer: RegularConv, subgroup: PlanarGroup | str) -> RegularConv:
         target,
         layer.ambient,
         bias=layer.bias is not None,
+        basis=layer.basis,
     ).to(device=layer.weight.device, dtype=layer.weight.dtype)
     relaxed.train(layer.training)
     with torch.no_grad():

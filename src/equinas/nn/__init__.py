@@ -1,18 +1,24 @@
-"""Equivariant layers: lifting and group convolutions, norm, pooling, mixed layers."""
+"""Equivariant layers: kernel bases, lifting and group convolutions, norm, pooling."""
 
+from equinas.nn.basis import BASES, HarmonicBasis, KernelBasis, PixelBasis, kernel_basis
 from equinas.nn.conv import GroupConv, LiftingConv, RegularConv
 from equinas.nn.expansion import FilterExpansion
 from equinas.nn.norm import GroupBatchNorm
 from equinas.nn.pooling import EquivarianceBreakWarning, GroupPool, InvariantHead, SpatialPool
 
 __all__ = [
+    "BASES",
     "EquivarianceBreakWarning",
     "FilterExpansion",
     "GroupBatchNorm",
     "GroupConv",
     "GroupPool",
+    "HarmonicBasis",
     "InvariantHead",
+    "KernelBasis",
     "LiftingConv",
+    "PixelBasis",
     "RegularConv",
     "SpatialPool",
+    "kernel_basis",
 ]

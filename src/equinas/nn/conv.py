@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from equinas.groups import PlanarGroup, parse_group
+from equinas.nn.basis import KernelBasis, kernel_basis
 from equinas.nn.cache import CachedFilter
 from equinas.nn.expansion import FilterExpansion
 
@@ -44,7 +45,8 @@ class ConvBase(CachedFilter):
 
     Subclasses define ``build_filter()`` (``[C_out*|G|, C_in*|G| or C_in, k, k]``) and may
     define ``expanded_bias()``. ``lifting`` selects image input ``[B, C_in, H, W]`` instead
-    of group feature maps ``[B, C_in, |G|, H, W]``.
+    of group feature maps ``[B, C_in, |G|, H, W]``; ``basis`` parametrises the kernels
+    (``equinas.nn.basis``: ``'pixel'`` or ``'harmonic'``).
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class ConvBase(CachedFilter):
         kernel_size: int,
         ambient: PlanarGroup,
         lifting: bool,
+        basis: str | KernelBasis = "pixel",
     ):
         super().__init__()
         check_kernel_size(kernel_size)
@@ -65,6 +68,7 @@ class ConvBase(CachedFilter):
             kernel_size,
         )
         self.ambient, self.lifting = ambient, lifting
+        self.basis = kernel_basis(basis, kernel_size)
 
     @property
     def fan_in(self) -> int:
@@ -130,11 +134,12 @@ class RegularConv(ConvBase):
         group: PlanarGroup | str,
         ambient: PlanarGroup | str | None = None,
         bias: bool = False,
+        basis: str | KernelBasis = "pixel",
     ):
         amb, grp = resolve_groups(group, ambient)
-        super().__init__(in_channels, out_channels, kernel_size, amb, self.lifting)
+        super().__init__(in_channels, out_channels, kernel_size, amb, self.lifting, basis)
         self.group = grp
-        self.expansion = FilterExpansion(amb, grp, kernel_size, self.lifting)
+        self.expansion = FilterExpansion(amb, grp, kernel_size, self.lifting, self.basis)
         self.weight = nn.Parameter(torch.empty(self.expansion.weight_shape(out_channels, in_channels)))
         self.bias = nn.Parameter(torch.zeros(out_channels * self.expansion.index)) if bias else None
         self.reset_parameters()
@@ -155,7 +160,8 @@ class RegularConv(ConvBase):
     def extra_repr(self) -> str:
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"group={self.group}, ambient={self.ambient}, bias={self.bias is not None}"
+            f"group={self.group}, ambient={self.ambient}, bias={self.bias is not None}, "
+            f"basis={self.basis.name}"
         )
 
 
@@ -177,9 +183,9 @@ class GroupConv(RegularConv):
 
 def regular_conv_from_weight(like: ConvBase, group: PlanarGroup, weight: torch.Tensor) -> RegularConv:
     """A ``LiftingConv``/``GroupConv`` over ``group`` holding ``weight``, with ``like``'s widths,
-    kernel size, ambient group and input kind (on ``weight``'s device and dtype)."""
+    kernel size, kernel basis, ambient group and input kind (on ``weight``'s device and dtype)."""
     cls = LiftingConv if like.lifting else GroupConv
-    layer = cls(like.in_channels, like.out_channels, like.kernel_size, group, like.ambient)
+    layer = cls(like.in_channels, like.out_channels, like.kernel_size, group, like.ambient, basis=like.basis)
     layer.to(device=weight.device, dtype=weight.dtype)
     with torch.no_grad():
         layer.weight.copy_(weight)

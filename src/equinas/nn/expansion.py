@@ -16,6 +16,10 @@ Its reduced weight ``psi`` has shape ``[C_out*|R|, C_in*|R|, |H|, k, k]`` (group
 where ``T_h`` is the spatial action of ``h`` on ``k x k`` kernels. With ``H = G`` this is
 the usual regular group convolution (Cohen & Welling 2016); with ``H = C1`` it is a plain
 convolution of ``C*|G|`` channels.
+
+Each kernel ``psi[...]`` is stored in a ``KernelBasis`` (``equinas.nn.basis``): its ``k x k``
+pixels (trailing weight dims ``k, k``) or ``n`` coefficients of band-limited harmonics
+(trailing dim ``n``), with ``T_h psi = S D(h) c``.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from equinas.groups import PlanarGroup, spatial_matrices
+from equinas.groups import PlanarGroup
+from equinas.nn.basis import KernelBasis, kernel_basis
 
 
 class FilterExpansion(nn.Module):
@@ -34,13 +39,22 @@ class FilterExpansion(nn.Module):
         group: the subgroup ``H`` the layer is constrained to.
         kernel_size: odd spatial size ``k``.
         lifting: ``True`` when the input is an image (no group axis).
+        basis: how kernels are parametrised (a name of ``equinas.nn.basis.BASES`` or a basis).
     """
 
-    def __init__(self, ambient: PlanarGroup, group: PlanarGroup, kernel_size: int, lifting: bool):
+    def __init__(
+        self,
+        ambient: PlanarGroup,
+        group: PlanarGroup,
+        kernel_size: int,
+        lifting: bool,
+        basis: str | KernelBasis = "pixel",
+    ):
         super().__init__()
         group = ambient.embed(group)
         self.ambient, self.group = ambient, group
         self.kernel_size, self.lifting = kernel_size, lifting
+        self.basis = kernel_basis(basis, kernel_size)
         reps = ambient.coset_representatives(group)
         rep_pos = {t: i for i, t in enumerate(reps)}
         self.index = len(reps)
@@ -68,34 +82,34 @@ class FilterExpansion(nn.Module):
         self.register_buffer("rep_rows", torch.tensor([ambient.index(t) for t in reps]), persistent=False)
         cols = [[ambient.index(ambient.compose(h, s)) for h in group.elements] for s in reps]
         self.register_buffer("rep_cols", torch.tensor(cols), persistent=False)
-        mats = spatial_matrices(group, kernel_size)[out_h]
+        mats = self.basis.element_matrices(group)[out_h]  # [|G|, k*k, n]
         self.permutes_pixels = bool(((mats == 0) | (mats == 1)).all() and (mats.sum(-1) == 1).all())
         if self.permutes_pixels:
-            # exact groups: one index_select does both the group and the pixel gather
+            # pixel basis, exact groups: one index_select does both the group and the pixel gather
             source = gather[:, :, None] * kernel_size**2 + mats.argmax(-1)[:, None, :]
             self.register_buffer("source", source.reshape(-1), persistent=False)
-        else:
-            self.register_buffer("matrices", mats.to(torch.get_default_dtype()), persistent=False)
+        else:  # float64 so that a float64 layer keeps full precision; cast per forward
+            self.register_buffer("matrices", mats, persistent=False)
 
     def weight_shape(self, out_channels: int, in_channels: int) -> tuple[int, ...]:
         """Shape of the reduced weight for ``out_channels``/``in_channels`` ambient channels."""
-        k, r = self.kernel_size, self.index
+        r, kernel = self.index, self.basis.shape
         if self.lifting:
-            return (out_channels * r, in_channels, k, k)
-        return (out_channels * r, in_channels * r, self.group.order, k, k)
+            return (out_channels * r, in_channels, *kernel)
+        return (out_channels * r, in_channels * r, self.group.order, *kernel)
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         """Reduced weight -> conv filter ``[C_out*|G|, C_in*|G| (or C_in), k, k]``."""
-        k, r = self.kernel_size, self.index
+        k, r, size = self.kernel_size, self.index, self.basis.size
         out_channels = weight.shape[0] // r
         if self.lifting:
             in_channels, r_in, n_kernel = weight.shape[1], 1, 1
         else:
             in_channels, r_in, n_kernel = weight.shape[1] // r, r, self.group.order
         flat = (
-            weight.reshape(out_channels, r, in_channels, r_in, n_kernel, k * k)
+            weight.reshape(out_channels, r, in_channels, r_in, n_kernel, size)
             .permute(0, 2, 1, 3, 4, 5)
-            .reshape(out_channels, in_channels, r * r_in * n_kernel, k * k)
+            .reshape(out_channels, in_channels, r * r_in * n_kernel, size)
         )
         order, order_in = self.gather.shape
         if self.permutes_pixels:
@@ -103,7 +117,7 @@ class FilterExpansion(nn.Module):
             filt = picked.reshape(out_channels, in_channels, order, order_in, k * k).transpose(1, 2)
         else:
             picked = flat.index_select(2, self.gather.reshape(-1))
-            picked = picked.reshape(out_channels, in_channels, order, order_in, k * k)
+            picked = picked.reshape(out_channels, in_channels, order, order_in, size)
             matrices = self.matrices.to(dtype=weight.dtype)
             filt = torch.einsum("gpq,oigjq->ogijp", matrices, picked)
         return filt.reshape(out_channels * self.ambient.order, -1, k, k)
@@ -114,16 +128,19 @@ class FilterExpansion(nn.Module):
         ``filt`` must be equivariant to this expansion's group (for instance the filter of a
         layer constrained to a supergroup). The weight is read off the filter rows of the
         coset representatives: ``psi[(d, t), (c, s)](h) = W[(d, t), (c, h s)]`` -- the
-        relaxation morphism of paper Eq. 4 written on expanded filters.
+        relaxation morphism of paper Eq. 4 written on expanded filters -- then expressed in
+        this expansion's basis (exact when every kernel lies in its span).
         """
-        k, order = self.kernel_size, self.ambient.order
+        k, order, kernel = self.kernel_size, self.ambient.order, self.basis.shape
         out_channels = filt.shape[0] // order
         if self.lifting:
             picked = filt.reshape(out_channels, order, -1, k, k)[:, self.rep_rows]
-            return picked.reshape(out_channels * self.index, -1, k, k)
+            coefficients = self.basis.to_coefficients(picked)
+            return coefficients.reshape(out_channels * self.index, -1, *kernel)
         grid = filt.reshape(out_channels, order, -1, order, k, k)
         picked = grid[:, self.rep_rows][:, :, :, self.rep_cols]  # [C_out, r, C_in, r, |H|, k, k]
-        return picked.reshape(out_channels * self.index, -1, self.group.order, k, k)
+        coefficients = self.basis.to_coefficients(picked)
+        return coefficients.reshape(out_channels * self.index, -1, self.group.order, *kernel)
 
     def vector(self, values: torch.Tensor) -> torch.Tensor:
         """Per-channel values ``[C*|R|]`` (bias, norm affine) -> ambient ``[C, |G|]``."""

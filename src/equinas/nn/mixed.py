@@ -11,7 +11,8 @@ relaxation morphism (Eq. 4) and the transformed kernels are summed:
 which equals the naive weighted sum of K convolutions ``sum_i z_i (f *_{G_i} psi_i)``
 (Eq. 10) because every step is linear. ``forward_naive`` computes Eq. 10 for checks and
 benchmarks. Every candidate keeps the same ambient width ``C*|G|`` (its ``G_i`` channels
-number ``C*|G:G_i|``), so the parameters of candidate ``i`` number ``C_out C_in |G|^2 k^2 /|G_i|``.
+number ``C*|G:G_i|``), so the parameters of candidate ``i`` number ``C_out C_in |G|^2 n /|G_i|``
+(``n`` coefficients per kernel: ``k^2`` pixels, or the size of a harmonic basis).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 
 from equinas.groups import PlanarGroup, intersection, parse_group, subgroups
+from equinas.nn.basis import KernelBasis
 from equinas.nn.conv import ConvBase, RegularConv, regular_conv_from_weight
 from equinas.nn.expansion import FilterExpansion
 
@@ -45,6 +47,7 @@ class MixedGroupConv(ConvBase):
             whole subgroup lattice of ``ambient``.
         lifting: image input instead of group feature maps.
         alpha_init: initial logits (default all zero = uniform mixture); see ``prior_logits``.
+        basis: kernel parametrisation shared by every candidate (``equinas.nn.basis``).
     """
 
     def __init__(
@@ -56,9 +59,10 @@ class MixedGroupConv(ConvBase):
         groups: Sequence[PlanarGroup | str] | None = None,
         lifting: bool = False,
         alpha_init: Sequence[float] | None = None,
+        basis: str | KernelBasis = "pixel",
     ):
         amb = parse_group(ambient)
-        super().__init__(in_channels, out_channels, kernel_size, amb, lifting)
+        super().__init__(in_channels, out_channels, kernel_size, amb, lifting, basis)
         chosen = subgroups(amb) if groups is None else [parse_group(g, ambient=amb) for g in groups]
         if not chosen:
             raise ValueError("a mixed layer needs at least one group")
@@ -66,8 +70,10 @@ class MixedGroupConv(ConvBase):
             raise ValueError(f"duplicate groups in {[str(g) for g in chosen]}")
         self.groups: tuple[PlanarGroup, ...] = tuple(chosen)
         self.common = intersection(self.groups)
-        self.expansions = nn.ModuleList(FilterExpansion(amb, g, kernel_size, lifting) for g in self.groups)
-        self.common_expansion = FilterExpansion(amb, self.common, kernel_size, lifting)
+        self.expansions = nn.ModuleList(
+            FilterExpansion(amb, g, kernel_size, lifting, self.basis) for g in self.groups
+        )
+        self.common_expansion = FilterExpansion(amb, self.common, kernel_size, lifting, self.basis)
         self.kernels = nn.ParameterList(
             nn.Parameter(torch.empty(e.weight_shape(out_channels, in_channels))) for e in self.expansions
         )
@@ -137,5 +143,5 @@ class MixedGroupConv(ConvBase):
         kind = "lifting" if self.lifting else "group"
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, {kind}, "
-            f"ambient={self.ambient}, groups=[{names}], common={self.common}"
+            f"ambient={self.ambient}, groups=[{names}], common={self.common}, basis={self.basis.name}"
         )

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from equinas.groups import PlanarGroup, act_on_filters, generators
+from equinas.nn.basis import KernelBasis
 from equinas.nn.conv import ConvBase, RegularConv, regular_conv_from_weight, resolve_groups
 from equinas.nn.expansion import FilterExpansion
 
@@ -41,12 +42,13 @@ class _ConstrainedBase(ConvBase):
         group: PlanarGroup | str,
         ambient: PlanarGroup | str | None,
         lifting: bool,
+        basis: str | KernelBasis,
         banks: int | None = None,
     ):
         amb, grp = resolve_groups(group, ambient)
-        super().__init__(in_channels, out_channels, kernel_size, amb, lifting)
+        super().__init__(in_channels, out_channels, kernel_size, amb, lifting, basis)
         self.group = grp
-        self.expansion = FilterExpansion(amb, grp, kernel_size, lifting)
+        self.expansion = FilterExpansion(amb, grp, kernel_size, lifting, self.basis)
         shape = self.expansion.weight_shape(out_channels, in_channels)
         self.weight = nn.Parameter(torch.empty(shape if banks is None else (banks, *shape)))
         with torch.no_grad():
@@ -71,7 +73,7 @@ class _ConstrainedBase(ConvBase):
         kind = "lifting" if self.lifting else "group"
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, {kind}, "
-            f"group={self.group}, ambient={self.ambient}"
+            f"group={self.group}, ambient={self.ambient}, basis={self.basis.name}"
         )
 
 
@@ -90,11 +92,12 @@ class ResidualPathwayConv(_ConstrainedBase):
         group: PlanarGroup | str,
         ambient: PlanarGroup | str | None = None,
         lifting: bool = False,
+        basis: str | KernelBasis = "pixel",
         equivariant_decay: float = 1e-4,
         free_decay: float = 1e-2,
         free_init: float = 1e-3,
     ):
-        super().__init__(in_channels, out_channels, kernel_size, group, ambient, lifting)
+        super().__init__(in_channels, out_channels, kernel_size, group, ambient, lifting, basis)
         self.equivariant_decay, self.free_decay = equivariant_decay, free_decay
         scale = free_init * math.sqrt(2.0 / self.fan_in)
         self.free = nn.Parameter(torch.randn(self.filter_shape()) * scale)
@@ -123,12 +126,13 @@ class RelaxedGroupConv(_ConstrainedBase):
         group: PlanarGroup | str,
         ambient: PlanarGroup | str | None = None,
         lifting: bool = False,
+        basis: str | KernelBasis = "pixel",
         banks: int = 2,
         alpha: float = 1e-4,
     ):
         if banks < 1:
             raise ValueError(f"banks must be >= 1, got {banks}")
-        super().__init__(in_channels, out_channels, kernel_size, group, ambient, lifting, banks=banks)
+        super().__init__(in_channels, out_channels, kernel_size, group, ambient, lifting, basis, banks=banks)
         self.banks, self.alpha = banks, alpha
         self.relaxed_weights = nn.Parameter(torch.full((banks, self.ambient.order), 1.0 / banks))
         coset = self.expansion.coset
@@ -176,9 +180,10 @@ class ConstraintRelaxedConv(_ConstrainedBase):
         group: PlanarGroup | str,
         ambient: PlanarGroup | str | None = None,
         lifting: bool = False,
+        basis: str | KernelBasis = "pixel",
         penalty: float = 1e-2,
     ):
-        super().__init__(in_channels, out_channels, kernel_size, group, ambient, lifting)
+        super().__init__(in_channels, out_channels, kernel_size, group, ambient, lifting, basis)
         self.penalty = penalty
         self.free = nn.Parameter(torch.zeros(self.filter_shape()))
         self.register_buffer("theta", torch.tensor(1.0))

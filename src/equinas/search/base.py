@@ -31,6 +31,7 @@ class BackboneSettings:
     widths: tuple[int, ...] = (16, 16, 16, 16, 32, 32, 32, 32)
     pools_after: tuple[int, ...] = (2, 4)
     kernel_size: int = 5
+    basis: str = "pixel"
     hidden: int | None = 64
     width_rule: str = "channels"
 
@@ -44,6 +45,7 @@ class BackboneSettings:
             widths=self.widths,
             pools_after=self.pools_after,
             kernel_size=self.kernel_size,
+            basis=self.basis,
             in_channels=data.in_channels,
             num_classes=data.num_classes,
             kind=kind,
