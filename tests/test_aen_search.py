@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import random
@@ -114,7 +115,7 @@ def test_replay_memory_keeps_the_last_capacity_transitions() -> None:
 def test_q_step_uses_huber_on_the_unmasked_gamma_target_and_sync_copies() -> None:
     agent = DQNAgent(2, seed=0, gamma=0.5, batch_size=2, capacity=2, lr=1e-3)
     agent.memory.push(transition(0))
-    assert agent.learn() is None  # fewer transitions than a batch
+    assert agent.learn() is None  # fewer transitions than a batch (learning_starts default)
     agent.memory.push(transition(1))
     states = torch.tensor([t.state for t in agent.memory.items], dtype=torch.float64)
     nexts = torch.tensor([t.next_state for t in agent.memory.items], dtype=torch.float64)
@@ -128,6 +129,17 @@ def test_q_step_uses_huber_on_the_unmasked_gamma_target_and_sync_copies() -> Non
     assert any(not torch.equal(policy[k], target[k]) for k in policy)
     agent.sync()
     assert all(torch.equal(agent.policy.state_dict()[k], agent.target.state_dict()[k]) for k in policy)
+
+
+def test_learning_starts_early_on_the_stored_transitions() -> None:
+    agent = DQNAgent(2, seed=0, gamma=0.5, batch_size=128, capacity=100, lr=1e-3, learning_starts=3)
+    for i in range(2):
+        agent.memory.push(transition(i))
+        assert agent.learn() is None
+    agent.memory.push(transition(2))
+    before = copy.deepcopy(agent.policy.state_dict())
+    assert agent.learn() is not None  # a batch of the 3 stored transitions
+    assert any(not torch.equal(before[k], v) for k, v in agent.policy.state_dict().items())
 
 
 def test_actions_are_greedy_at_epsilon_zero() -> None:

@@ -12,12 +12,13 @@ read the cache -- and the reward of a step into ``s'`` is
 The Q-network is an MLP ``k -> 400 -> 400 -> 400 -> k`` with ReLU on ``s / 10``; after every
 step one Adam step (lr ``q_lr``) on the Huber loss between ``Q(s, a)`` and
 ``y = r + gamma * max_a' Q_target(s', a')`` (no terminal masking; ``gamma = 0.5``) over a batch
-of ``q_batch_size`` (128) transitions sampled from a replay memory of ``replay_capacity``
-(10,000), once it holds a full batch. The target network copies the policy after every step at
-which the number of unique models trained (the base included) is a multiple of
-``target_sync_every`` (2). Actions are epsilon-greedy, epsilon falling with the number of unique
-models trained (``EpsilonSchedule``; AEN's thresholds, scaled by ``epsilon_scale``, default
-``max_models / 1000``). The run stops at ``max_models`` unique models or ``max_episodes``.
+of ``min(q_batch_size, stored)`` transitions (``q_batch_size`` 128) sampled from a replay memory
+of ``replay_capacity`` (10,000), once it holds ``q_learning_starts`` transitions. The target
+network copies the policy after every step at which the number of unique models trained (the
+base included) is a multiple of ``target_sync_every`` (2). Actions are epsilon-greedy, epsilon
+falling with the number of unique models trained (``EpsilonSchedule``; AEN's thresholds, scaled
+by ``epsilon_scale``, default ``max_models / 1000``). The run stops at ``max_models`` unique
+models or ``max_episodes``.
 
 ``AENSearch`` ("aen"): bits are G-MNIST transform names (default all 12) imposed on the
 fully connected ``EQNet`` (``equinas.models.aen``). ``AENGCNNSearch`` ("aen_gcnn"): bits are
@@ -26,7 +27,10 @@ generate (C1, C4, D1, D1[axis=2], D2, D4 in D4) and used for every layer of the 
 states that generate the same subgroup share one record.
 
 Deviations from AEN's code: the reward uses the validation accuracy of the final epoch (AEN:
-the maximum test accuracy over epochs); the G-CNN baseline is the all-off state (AEN: P4).
+the maximum test accuracy over epochs); the G-CNN baseline is the all-off state (AEN: P4);
+the Q-network starts learning after ``q_learning_starts`` (16) transitions on smaller batches
+(AEN waits for a full batch of 128, which a budget of a few dozen models never reaches, so
+its policy would stay untrained; ``q_learning_starts = q_batch_size`` restores that).
 The Q-learning runs in float64 so that rewards of large accuracy gaps stay finite.
 """
 
@@ -165,9 +169,17 @@ class DQNAgent:
     """
 
     def __init__(
-        self, n_bits: int, seed: int, gamma: float, batch_size: int, capacity: int, lr: float
+        self,
+        n_bits: int,
+        seed: int,
+        gamma: float,
+        batch_size: int,
+        capacity: int,
+        lr: float,
+        learning_starts: int | None = None,
     ) -> None:
         self.n_bits, self.gamma, self.batch_size = n_bits, gamma, batch_size
+        self.learning_starts = batch_size if learning_starts is None else learning_starts
         self.rng = random.Random(seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -188,10 +200,11 @@ class DQNAgent:
         return self.rng.randrange(self.n_bits)
 
     def learn(self) -> float | None:
-        """One optimisation step on a replay batch (``None`` until the memory holds a batch)."""
-        if len(self.memory) < self.batch_size:
+        """One optimisation step on ``min(batch_size, stored)`` replayed transitions (``None``
+        while the memory holds fewer than ``learning_starts``)."""
+        if len(self.memory) < self.learning_starts:
             return None
-        batch = self.memory.sample(self.batch_size, self.rng)
+        batch = self.memory.sample(min(self.batch_size, len(self.memory)), self.rng)
         states = self._tensor([t.state for t in batch])
         next_states = self._tensor([t.next_state for t in batch])
         actions = torch.tensor([t.action for t in batch]).unsqueeze(1)
@@ -225,6 +238,7 @@ class DQNSettings:
     epsilon_scale: float | None = None
     gamma: float = 0.5
     q_batch_size: int = 128
+    q_learning_starts: int = 16
     replay_capacity: int = 10_000
     q_lr: float = 1e-3
     target_sync_every: int = 2
@@ -236,6 +250,7 @@ class DQNSettings:
             "max_episodes",
             "episode_length",
             "q_batch_size",
+            "q_learning_starts",
             "replay_capacity",
             "target_sync_every",
             "top_k",
@@ -455,6 +470,7 @@ class DQNSearch(ABC):
             s.q_batch_size,
             s.replay_capacity,
             s.q_lr,
+            s.q_learning_starts,
         )
         history = []
         while models_trained < s.max_models and episodes < s.max_episodes:
