@@ -4,10 +4,11 @@ Compares, in one process and on the same input, over the whole D4 subgroup latti
   * ``single``: MixedGroupConv.forward (mix the kernels, then ONE conv2d),
   * ``naive``: MixedGroupConv.forward_naive (K conv2d calls, weighted sum),
   * ``plain``: one C1-relaxed GroupConv of the same width (an unconstrained conv: the floor).
-Writes ``benchmarks/results/mixed_layer[_<device>].json`` with times and the two ratios
-(targets: single/plain <= 1.3, naive/single >= 3).
+Writes ``benchmarks/results/mixed_layer[_<basis>][_<device>].json`` with times and the two
+ratios (targets: single/plain <= 1.3, naive/single >= 3); ``--basis harmonic`` measures layers
+with harmonic kernels (``equinas.nn.basis``), whose expansion is an einsum instead of a gather.
 
-    python benchmarks/bench_mixed_layer.py [--device cuda] [--batch 64] [--channels 8]
+    python benchmarks/bench_mixed_layer.py [--device cuda] [--batch 64] [--channels 8] [--basis harmonic]
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 from common import median_time, write_json
 
 from equinas.groups import parse_group
-from equinas.nn import GroupConv
+from equinas.nn import BASES, GroupConv
 from equinas.nn.mixed import MixedGroupConv
 
 
@@ -41,12 +42,13 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=28)
     parser.add_argument("--kernel", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--basis", choices=BASES, default="pixel")
     args = parser.parse_args()
 
     d4 = parse_group("D4")
     c = args.channels
-    mixed = MixedGroupConv(c, c, args.kernel, d4).to(args.device)
-    plain = GroupConv(c, c, args.kernel, "C1", d4).to(args.device)
+    mixed = MixedGroupConv(c, c, args.kernel, d4, basis=args.basis).to(args.device)
+    plain = GroupConv(c, c, args.kernel, "C1", d4, basis=args.basis).to(args.device)
     x = torch.randn(args.batch, c, d4.order, args.size, args.size, device=args.device)
     params = list(mixed.parameters())
     times = {
@@ -62,7 +64,8 @@ def main() -> None:
         "naive_over_single": times["naive"] / times["single"],
         "targets": {"single_over_plain_max": 1.3, "naive_over_single_min": 3.0},
     }
-    suffix = "" if args.device == "cpu" else f"_{args.device.split(':')[0]}"
+    suffix = "" if args.basis == "pixel" else f"_{args.basis}"
+    suffix += "" if args.device == "cpu" else f"_{args.device.split(':')[0]}"
     path = write_json(f"mixed_layer{suffix}", result)
     print(
         f"single {times['single'] * 1e3:.1f} ms | naive {times['naive'] * 1e3:.1f} ms | "
