@@ -5,6 +5,8 @@
 #                   budget, 3 seeds, on RotMNIST
 #                   and on MNIST trained upright / tested on C2-rotated digits
 #   cr: constraint relaxation vs plain training of the same D4 network on RotMNIST
+#   bases: C8 and D8 G-CNNs (ambient D8, half the fields: same conv widths) with pixel vs harmonic
+#          kernels on RotMNIST, small budget (cpu profile widths 2,2,4,4)
 # Profiles: cpu (small backbone and subsets, about 1.5 h on 2 cores) or gpu (paper backbone).
 # Usage: bash benchmarks/run_acceptance.sh cpu|gpu [python] [workers] [part ...]
 set -euo pipefail
@@ -18,12 +20,14 @@ if [ "$PROFILE" = gpu ]; then
   DEVICE=cuda; SMALL=(--train-size 10000 --test-size 10000 --epochs 2)
   E='{"generations": 3, "population": 2, "epochs_per_generation": 0.5, "children_per_parent": 4}'
   PAPER=(--epochs 5 --test-size 10000)
+  HALF=8,8,8,8,16,16,16,16
 else
   DEVICE=cpu
   SMALL=(--widths 4,4,8,8 --pools-after 0,1 --hidden none --lr 0.002 --train-size 4000 --val-size 1000
          --test-size 2000 --epochs 3)
   E='{"generations": 2, "population": 2, "epochs_per_generation": 1.0, "children_per_parent": 3}'
   PAPER=(--epochs 1 --test-size 10000)
+  HALF=2,2,4,4
 fi
 COMMON=(--device "$DEVICE" --workers "$WORKERS" --threads $(( WORKERS > 1 ? 1 : 2 )) --seeds 0 1 2)
 SEARCH="{\"equinas_e\": $E, \"equinas_d\": {\"arch_lr\": 0.005}, \"equinas_d@prior\": {\"arch_lr\": 0.005, \"prior\": 2.0}}"
@@ -40,6 +44,11 @@ for part in ${PARTS[*]}; do
     cr)
       "$PY" benchmarks/compare_methods.py --task rotmnist "${SMALL[@]}" --methods fixed:D4 cr \
         --out "$OUT/cr_rotmnist" "${COMMON[@]}" ;;
+    bases)
+      for basis in pixel harmonic; do
+        "$PY" benchmarks/compare_methods.py --task rotmnist "${SMALL[@]}" --widths "$HALF" --ambient D8 \
+          --kernel-basis "$basis" --methods fixed:D8 fixed:C8 --out "$OUT/bases_rotmnist_$basis" "${COMMON[@]}"
+      done ;;
     *) echo "unknown part $part" >&2; exit 2 ;;
   esac
 done
