@@ -55,6 +55,7 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 from equinas.groups import Element, PlanarGroup, act_on_features, act_on_images, parse_group
+from equinas.metrics import inscribed_disc
 from equinas.models import EquivariantCNN, backbone
 from equinas.nn import BASES
 
@@ -241,18 +242,11 @@ def peak_bytes(fn: Callable[[], None], device: str) -> int:
     return peak
 
 
-def disc_mask(size: int, device: str) -> torch.Tensor:
-    """``[size, size]`` indicator of the disc inscribed in the grid."""
-    r = (size - 1) / 2
-    coords = torch.arange(size, device=device, dtype=torch.float32) - r
-    return ((coords[:, None] ** 2 + coords[None, :] ** 2) <= r * r).float()
-
-
 def smooth_images(batch: int, size: int, device: str) -> torch.Tensor:
     """Band-limited random images ``[batch, 1, size, size]`` that vanish outside the inscribed disc."""
     coarse = torch.randn(batch, 1, size // 4, size // 4, device=device)
     images = F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=True)
-    return images * disc_mask(size, device)
+    return images * inscribed_disc(images)
 
 
 def checked_elements(group: PlanarGroup) -> dict[str, list[Element]]:
@@ -265,7 +259,7 @@ def checked_elements(group: PlanarGroup) -> dict[str, list[Element]]:
 
 def equivariance(subject: Subject, group: PlanarGroup, x: torch.Tensor) -> dict[str, float]:
     """``{<set>_features, <set>_logits}`` errors (module doc) for every element set; eval-mode model."""
-    mask = disc_mask(x.shape[-1], str(x.device))
+    mask = inscribed_disc(x)
     out: dict[str, float] = {}
     with torch.no_grad():
         feats = subject.features(x)

@@ -1,4 +1,5 @@
-"""Kernel bases: exact actions, exact relaxation and 45-degree equivariance of harmonic kernels."""
+"""Kernel bases: exact actions, exact relaxation and 45-degree equivariance of harmonic kernels;
+the inscribed-disc equivariance summary of run records."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from equinas.groups import act_on_features, act_on_images, parse_group, spatial_matrices, subgroups
-from equinas.metrics import relative_error
+from equinas.metrics import equivariance_summary, inscribed_disc, relative_error
 from equinas.models import ArchSpec, EquivariantCNN, SpecError, backbone
 from equinas.morphisms import InexactRelaxationWarning, relax, relax_network
-from equinas.nn import GroupConv, HarmonicBasis, LiftingConv, PixelBasis, kernel_basis
+from equinas.nn import BASES, GroupConv, HarmonicBasis, LiftingConv, PixelBasis, kernel_basis
 from equinas.nn.mixed import MixedGroupConv
 
 
@@ -195,3 +196,28 @@ def test_specs_carry_the_basis_through_json_and_relaxation() -> None:
     bad["layers"][0]["basis"] = "wavelet"
     with pytest.raises(SpecError, match=r"layers\[0\]\.basis: expected one of"):
         ArchSpec.from_dict(bad)
+
+
+def test_inscribed_disc() -> None:
+    disc = inscribed_disc(torch.zeros(3, 7, 7))
+    assert disc.shape == (7, 7) and disc[3, 3] == 1 and disc[0, 0] == 0 and disc[3, 0] == 1
+    assert torch.equal(disc, disc.rot90(1, (0, 1))) and int(disc.sum()) == 29
+
+
+def _smooth_images(n: int, size: int) -> torch.Tensor:
+    coarse = torch.randn(n, 1, size // 4, size // 4)
+    return F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=True)
+
+
+def test_equivariance_summary_reports_45_degrees_inside_the_disc() -> None:
+    x = _smooth_images(4, 29)
+    d4_net = EquivariantCNN(backbone("D4", ambient="D4", widths=(2, 2), pools_after=(), hidden=None))
+    assert "interpolated" not in equivariance_summary(d4_net, x)
+    errors = {}
+    for basis in BASES:
+        torch.manual_seed(0)
+        spec = backbone("C8", ambient="C8", widths=(3, 3), pools_after=(), hidden=None, basis=basis)
+        summary = equivariance_summary(EquivariantCNN(spec), x)
+        assert summary["group"] == "C8" and max(summary["layers"]) < 1e-5  # quarter turns: exact
+        errors[basis] = summary["interpolated"]["layers"]
+    assert errors["harmonic"][-1] < 0.5 * errors["pixel"][-1], errors

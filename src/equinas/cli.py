@@ -233,7 +233,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from equinas.metrics import equivariance_error
+    from equinas.metrics import equivariance_summary
     from equinas.models import build_model
     from equinas.train import evaluate, load_checkpoint
 
@@ -248,11 +248,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for split in ("val", "test"):
         report[split] = evaluate(model, getattr(data, split), args.batch_size)
     if hasattr(model, "ambient"):
-        x = data.test.images[: args.equivariance_batch]
-        ambient = model.ambient
-        exact = [g for g in ambient.elements[1:] if ambient.is_exact_element(g)]
-        err = equivariance_error(model, ambient, x, elements=exact)
-        report["equivariance"] = {"group": err["group"], "layers": err["layers"], "output": err["output"]}
+        report["equivariance"] = equivariance_summary(model, data.test.images[: args.equivariance_batch])
     text = json.dumps(report, indent=2)
     if args.output:
         Path(args.output).write_text(text + "\n")

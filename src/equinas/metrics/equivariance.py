@@ -17,6 +17,19 @@ def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
     return diff / denom if denom > 0 else diff
 
 
+def inscribed_disc(reference: torch.Tensor) -> torch.Tensor:
+    """``[H, W]`` indicator of the disc inscribed in the grid of ``reference`` (``[..., H, W]``).
+
+    Rotations by angles that are not multiples of 90 degrees move the corners of a grid out of
+    it; only the inscribed disc maps onto itself.
+    """
+    height, width = reference.shape[-2:]
+    radius = (min(height, width) - 1) / 2
+    rows = torch.arange(height, device=reference.device, dtype=reference.dtype) - (height - 1) / 2
+    cols = torch.arange(width, device=reference.device, dtype=reference.dtype) - (width - 1) / 2
+    return ((rows[:, None] ** 2 + cols[None, :] ** 2) <= radius**2).to(reference.dtype)
+
+
 def _features(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     feats = getattr(model, "features", None)
     return list(feats(x)) if callable(feats) else []
@@ -27,14 +40,17 @@ def equivariance_error(
     group: PlanarGroup | str,
     x: torch.Tensor,
     elements: Iterable[Element] | None = None,
+    within_disc: bool = False,
 ) -> dict:
     """Per-layer equivariance and output invariance errors of ``model`` under ``group``.
 
     For every element ``g`` (default: all but the identity) it compares ``F_l(g.x)`` with
     ``g.F_l(x)`` for the output of every block ``l`` (models with a ``features(x)`` method
     returning ``[B, C, |G|, H, W]`` maps in the layout of ``model.ambient``) and the logits
-    ``f(g.x)`` with ``f(x)``, as relative L2 errors. The model runs in eval mode under
-    ``torch.no_grad()``; its mode is restored afterwards.
+    ``f(g.x)`` with ``f(x)``, as relative L2 errors. With ``within_disc`` the images are cut to
+    their inscribed disc and feature maps are compared inside theirs (for rotations that are
+    not multiples of 90 degrees). The model runs in eval mode under ``torch.no_grad()``; its
+    mode is restored afterwards.
 
     Returns ``{"group", "layers": [max over g per block], "output": max over g,
     "per_element": {name: {"layers": [...], "output": float}}}``.
@@ -42,6 +58,11 @@ def equivariance_error(
     ambient = getattr(model, "ambient", None)
     group = parse_group(group, ambient=ambient)
     elems = [Element(*e) for e in (elements if elements is not None else group.elements[1:])]
+
+    def region(t: torch.Tensor) -> torch.Tensor:
+        return t * inscribed_disc(t) if within_disc else t
+
+    x = region(x)
     was_training = model.training
     model.eval()
     try:
@@ -52,7 +73,7 @@ def equivariance_error(
                 gx = act_on_images(x, g, group)
                 feats = _features(model, gx)
                 layer_errs = [
-                    relative_error(f_gx, act_on_features(f_x, g, ambient))
+                    relative_error(region(f_gx), region(act_on_features(f_x, g, ambient)))
                     for f_gx, f_x in zip(feats, base_feats, strict=True)
                 ]
                 per_element[f"{g.flip},{g.rot}"] = {
@@ -68,3 +89,22 @@ def equivariance_error(
         "output": max((v["output"] for v in per_element.values()), default=0.0),
         "per_element": per_element,
     }
+
+
+def equivariance_summary(model: nn.Module, x: torch.Tensor) -> dict:
+    """Errors of a network under its ambient group, as run records and ``equinas evaluate`` list them.
+
+    ``{"group", "layers", "output"}`` (see ``equivariance_error``) over the elements that act
+    exactly on the grid (multiples of 90 degrees, mirrors) and, when the group has others
+    (45-degree rotations of C8/D8), ``"interpolated": {"layers", "output"}`` over those,
+    measured inside the inscribed disc.
+    """
+    ambient = model.ambient
+    exact = [g for g in ambient.elements[1:] if ambient.is_exact_element(g)]
+    inexact = [g for g in ambient.elements if not ambient.is_exact_element(g)]
+    result = equivariance_error(model, ambient, x, elements=exact)
+    summary = {"group": result["group"], "layers": result["layers"], "output": result["output"]}
+    if inexact:
+        approx = equivariance_error(model, ambient, x, elements=inexact, within_disc=True)
+        summary["interpolated"] = {"layers": approx["layers"], "output": approx["output"]}
+    return summary

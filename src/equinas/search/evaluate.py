@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from equinas.data.task import TaskData
-from equinas.metrics import equivariance_error
+from equinas.metrics import equivariance_summary
 from equinas.models import build_model, describe_layers
 from equinas.search.records import CandidateRecord
 from equinas.train import TrainConfig, train
@@ -61,10 +61,7 @@ def measure_equivariance(model: torch.nn.Module, data: TaskData) -> dict[str, An
     if ambient is None or not hasattr(model, "features") or len(data.val) == 0:
         return {}
     device = next(model.parameters()).device
-    x = data.val.images[:EQUIVARIANCE_BATCH].to(device)
-    exact = [g for g in ambient.elements[1:] if ambient.is_exact_element(g)]
-    result = equivariance_error(model, ambient, x, elements=exact)
-    return {"group": result["group"], "layers": result["layers"], "output": result["output"]}
+    return equivariance_summary(model, data.val.images[:EQUIVARIANCE_BATCH].to(device))
 
 
 def run_candidate(job: CandidateJob, data: TaskData) -> CandidateOutcome:

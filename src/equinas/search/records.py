@@ -30,7 +30,9 @@ class CandidateRecord:
     """One evaluated architecture.
 
     ``equivariance`` holds the per-block relative equivariance errors under the ambient group
-    (max over its elements) and the output invariance error; ``epochs`` is what this evaluation
+    (max over its exact elements), the output invariance error and, for groups with 45-degree
+    rotations, the same errors of those (``"interpolated"``, see
+    ``equinas.metrics.equivariance_summary``); ``epochs`` is what this evaluation
     trained, ``lineage_epochs`` the total along its ancestry (EquiNAS_E inherits weights).
     """
 
@@ -81,6 +83,7 @@ class CandidateRecord:
             "lineage_epochs": self.lineage_epochs,
             "equivariance_output": self.equivariance.get("output"),
             "equivariance_layers": ";".join(f"{e:.3g}" for e in layers),
+            "equivariance_interpolated_output": self.equivariance.get("interpolated", {}).get("output"),
             "time_s": round(self.time_s, 3),
             "seed": self.seed,
         }
