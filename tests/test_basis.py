@@ -103,11 +103,23 @@ def test_harmonic_action_is_an_orthogonal_representation(name: str) -> None:
     assert (pixel[r] @ pixel[r] - pixel[group.index((0, group.n // 4))]).abs().max() > 0.1
 
 
+@pytest.mark.parametrize(("ambient", "group", "expected"), [("D4", "C4", "pixel"), ("D8", "D4", "harmonic")])
+def test_auto_basis_follows_the_ambient_group(ambient: str, group: str, expected: str) -> None:
+    """Pixel kernels where every element permutes pixels, harmonic ones where 45 degrees occur."""
+    assert GroupConv(2, 2, 3, group, ambient).basis.name == expected
+    assert MixedGroupConv(2, 2, 3, ambient, [group], lifting=True).basis.name == expected
+    spec = backbone(group, ambient=ambient, widths=(2,), pools_after=())
+    assert spec.layers[0].basis == expected
+    assert backbone(group, ambient=ambient, widths=(2,), basis="pixel").layers[0].basis == "pixel"
+    with pytest.raises(SpecError, match="basis: unknown kernel basis"):
+        backbone(group, ambient=ambient, widths=(2,), basis="fourier")
+
+
 def test_layers_store_coefficients_and_count_parameters() -> None:
     layer = GroupConv(3, 4, 5, "D8", basis="harmonic")
     assert layer.weight.shape == (4, 3, 16, 11)
     assert layer.build_filter().shape == (4 * 16, 3 * 16, 5, 5)
-    pixel = GroupConv(3, 4, 5, "D8")
+    pixel = GroupConv(3, 4, 5, "D8", basis="pixel")
     assert pixel.weight.numel() * 11 == layer.weight.numel() * 25
     assert "basis=harmonic" in repr(layer)
     lifting = LiftingConv(2, 3, 5, "C4", "D8", basis="harmonic")
@@ -115,6 +127,8 @@ def test_layers_store_coefficients_and_count_parameters() -> None:
     assert isinstance(kernel_basis("pixel", 5), PixelBasis)
     with pytest.raises(ValueError, match="unknown kernel basis 'fourier'"):
         GroupConv(3, 4, 5, "D4", basis="fourier")
+    with pytest.raises(ValueError, match="'auto' needs the ambient group"):
+        kernel_basis("auto", 5)
     with pytest.raises(ValueError, match="does not fit kernel_size 3"):
         GroupConv(3, 4, 3, "D4", basis=kernel_basis("harmonic", 5))
 
@@ -169,7 +183,7 @@ def test_relaxation_with_harmonic_kernels_is_exact_for_every_subgroup_of_d8() ->
         assert relaxed.basis is layer.basis
         assert relative_error(relaxed(x), layer(x)) < 1e-12, target.name
     with pytest.warns(InexactRelaxationWarning):
-        relax(GroupConv(2, 2, 5, d8), "D4[axis=1]")
+        relax(GroupConv(2, 2, 5, d8, basis="pixel"), "D4[axis=1]")
 
 
 def test_mixed_harmonic_layer_is_one_convolution_and_discretizes() -> None:

@@ -7,7 +7,16 @@ import torch
 
 from equinas.groups import act_on_features, act_on_images, parse_group, subgroups
 from equinas.metrics import relative_error
-from equinas.nn import GroupBatchNorm, GroupConv, GroupPool, InvariantHead, LiftingConv, SpatialPool
+from equinas.nn import (
+    BASES,
+    GroupBatchNorm,
+    GroupConv,
+    GroupPool,
+    InvariantHead,
+    LiftingConv,
+    SpatialPool,
+    kernel_basis,
+)
 from helpers import print_table, stack_errors
 
 LATTICES = ["D4", "D8", "C8"]
@@ -47,15 +56,17 @@ def test_interpolated_elements_are_only_approximately_equivariant() -> None:
 
 
 @pytest.mark.parametrize("ambient_name", ["D4", "D8"])
-def test_parameter_counts_follow_the_closed_form(ambient_name: str) -> None:
+@pytest.mark.parametrize("basis", BASES)
+def test_parameter_counts_follow_the_closed_form(ambient_name: str, basis: str) -> None:
     ambient = parse_group(ambient_name)
     c_in, c_out, k = 3, 5, 3
+    n = kernel_basis(basis, k).size  # coefficients per kernel: 9 pixels or 6 harmonics
     for group in subgroups(ambient):
         index = ambient.order // group.order
-        lift = LiftingConv(c_in, c_out, k, group, ambient, bias=True)
-        conv = GroupConv(c_in, c_out, k, group, ambient)
-        assert sum(p.numel() for p in lift.parameters()) == c_out * index * (c_in * k * k + 1)
-        assert conv.weight.numel() == c_out * c_in * ambient.order**2 // group.order * k * k
+        lift = LiftingConv(c_in, c_out, k, group, ambient, bias=True, basis=basis)
+        conv = GroupConv(c_in, c_out, k, group, ambient, basis=basis)
+        assert sum(p.numel() for p in lift.parameters()) == c_out * index * (c_in * n + 1)
+        assert conv.weight.numel() == c_out * c_in * ambient.order**2 // group.order * n
         assert lift.build_filter().shape == (c_out * ambient.order, c_in, k, k)
         assert conv.build_filter().shape == (c_out * ambient.order, c_in * ambient.order, k, k)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from equinas.nn.basis import BASES
+from equinas.nn.basis import BASIS_CHOICES
 
 EXAMPLES = """examples:
   equinas train --task rotmnist --arch D4 --epochs 2 --run-dir runs/d4
@@ -117,9 +117,10 @@ def add_backbone_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--kernel-size", type=int, default=5)
     g.add_argument(
         "--kernel-basis",
-        choices=BASES,
-        default="pixel",
-        help="kernel parametrisation: pixels, or band-limited harmonics (exact 45-degree kernel rotations)",
+        choices=BASIS_CHOICES,
+        default="auto",
+        help="kernel parametrisation: pixels, band-limited harmonics (exact 45-degree kernel rotations), "
+        "or auto: harmonic when the ambient group has 45-degree elements",
     )
     g.add_argument(
         "--hidden", type=_optional_int, default=64, help="hidden width of the head ('none': linear head)"

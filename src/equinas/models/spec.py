@@ -12,8 +12,9 @@ channels (``channels * |ambient|`` conv channels), so every layer keeps its widt
 subgroup it is constrained to. Layer kinds: ``regular`` (one ``group``), ``mixed`` (a
 [G]-mixed layer over ``groups``) and the approximate-equivariance baselines registered in
 ``equinas.models.layers`` (their settings go in ``options``). A layer's ``basis`` says how
-its kernels are parametrised (``equinas.nn.basis``): ``pixel`` (default) or ``harmonic``
-(band-limited, for exact equivariance of the kernels to 45-degree rotations).
+its kernels are parametrised (``equinas.nn.basis``): ``pixel`` or ``harmonic`` (band-limited,
+for exact equivariance of the kernels to 45-degree rotations); a layer without it is a pixel
+layer (the files of earlier versions). ``backbone`` picks it by the ambient group.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from equinas.groups import PlanarGroup, parse_group, subgroups
-from equinas.nn.basis import BASES
+from equinas.nn.basis import BASES, resolve_basis_name
 from equinas.nn.pooling import POOLS
 
 
@@ -215,7 +216,7 @@ def backbone(
     widths: tuple[int, ...] = (16, 16, 16, 16, 32, 32, 32, 32),
     pools_after: tuple[int, ...] = (2, 4),
     kernel_size: int = 5,
-    basis: str = "pixel",
+    basis: str = "auto",
     in_channels: int = 1,
     num_classes: int = 10,
     kind: str = "regular",
@@ -231,9 +232,14 @@ def backbone(
     (the paper's rule; parameters grow as |ambient|/|H|), ``'params'`` scales each layer's
     ambient channels by ``sqrt(|H|/|ambient|)`` so parameter counts stay about equal.
     2x2 max pools follow the blocks listed in ``pools_after`` (28 -> 14 -> 7 keeps rotations exact).
-    ``basis`` parametrises every kernel (``pixel`` or ``harmonic``, see ``equinas.nn.basis``).
+    ``basis`` parametrises every kernel (``pixel``, ``harmonic`` or ``auto``: harmonic for
+    ambient groups with 45-degree-like elements, see ``equinas.nn.basis``).
     """
     amb = parse_group(ambient)
+    try:
+        basis = resolve_basis_name(basis, amb)
+    except ValueError as err:
+        raise SpecError(f"basis: {err}") from None
     per_layer = [group] * len(widths) if isinstance(group, str) else list(group)
     if len(per_layer) != len(widths):
         raise SpecError(f"{len(per_layer)} groups for {len(widths)} layers")

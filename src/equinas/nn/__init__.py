@@ -1,6 +1,6 @@
 """Equivariant layers: kernel bases, lifting and group convolutions, norm, pooling."""
 
-from equinas.nn.basis import BASES, HarmonicBasis, KernelBasis, PixelBasis, kernel_basis
+from equinas.nn.basis import BASES, BASIS_CHOICES, HarmonicBasis, KernelBasis, PixelBasis, kernel_basis
 from equinas.nn.conv import GroupConv, LiftingConv, RegularConv
 from equinas.nn.expansion import FilterExpansion
 from equinas.nn.norm import GroupBatchNorm
@@ -8,6 +8,7 @@ from equinas.nn.pooling import EquivarianceBreakWarning, GroupPool, InvariantHea
 
 __all__ = [
     "BASES",
+    "BASIS_CHOICES",
     "EquivarianceBreakWarning",
     "FilterExpansion",
     "GroupBatchNorm",

@@ -20,7 +20,9 @@ the spatial action ``T_g`` of ``equinas.groups.actions`` written on coefficients
   and a rotated kernel is the rotated continuous kernel sampled on the grid. For ``k = 5`` and
   the default ``max_frequency = 2`` it has 11 functions instead of 25 pixels.
 
-Both give float64 tensors; layers cast them to their own dtype.
+Both give float64 tensors; layers cast them to their own dtype. Layers default to ``"auto"``:
+harmonic kernels when the ambient group has elements that are not multiples of 90 degrees
+(C8, D8, ...), where pixel kernels can only be interpolated, and pixel kernels otherwise.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import torch
 from equinas.groups import PlanarGroup, spatial_matrices
 
 BASES = ("pixel", "harmonic")
+BASIS_CHOICES = ("auto", *BASES)
 
 
 class KernelBasis:
@@ -177,12 +180,25 @@ def _make(name: str, kernel_size: int) -> KernelBasis:
     return PixelBasis(kernel_size) if name == "pixel" else HarmonicBasis(kernel_size)
 
 
-def kernel_basis(basis: str | KernelBasis, kernel_size: int) -> KernelBasis:
-    """The basis named ``basis`` (one of ``BASES``) for ``kernel_size``, or ``basis`` itself."""
+def resolve_basis_name(basis: str, ambient: PlanarGroup) -> str:
+    """``basis`` itself, or for ``"auto"``: ``"harmonic"`` unless every element of ``ambient``
+    acts exactly on the pixel grid (then ``"pixel"``)."""
+    if basis not in BASIS_CHOICES:
+        raise ValueError(f"unknown kernel basis {basis!r}; known: {BASIS_CHOICES}")
+    if basis != "auto":
+        return basis
+    return "pixel" if ambient.is_exact else "harmonic"
+
+
+def kernel_basis(
+    basis: str | KernelBasis, kernel_size: int, ambient: PlanarGroup | None = None
+) -> KernelBasis:
+    """The basis named ``basis`` (one of ``BASIS_CHOICES``; ``"auto"`` needs ``ambient``) for
+    ``kernel_size``, or ``basis`` itself."""
     if isinstance(basis, KernelBasis):
         if basis.kernel_size != kernel_size:
             raise ValueError(f"{basis} does not fit kernel_size {kernel_size}")
         return basis
-    if basis not in BASES:
-        raise ValueError(f"unknown kernel basis {basis!r}; known: {BASES}")
-    return _make(basis, kernel_size)
+    if basis == "auto" and ambient is None:
+        raise ValueError("kernel basis 'auto' needs the ambient group")
+    return _make(resolve_basis_name(basis, ambient), kernel_size)

@@ -46,7 +46,8 @@ class ConvBase(CachedFilter):
     Subclasses define ``build_filter()`` (``[C_out*|G|, C_in*|G| or C_in, k, k]``) and may
     define ``expanded_bias()``. ``lifting`` selects image input ``[B, C_in, H, W]`` instead
     of group feature maps ``[B, C_in, |G|, H, W]``; ``basis`` parametrises the kernels
-    (``equinas.nn.basis``: ``'pixel'`` or ``'harmonic'``).
+    (``equinas.nn.basis``: ``'pixel'``, ``'harmonic'``, or ``'auto'``: harmonic exactly when
+    the ambient group has 45-degree-like elements).
     """
 
     def __init__(
@@ -56,7 +57,7 @@ class ConvBase(CachedFilter):
         kernel_size: int,
         ambient: PlanarGroup,
         lifting: bool,
-        basis: str | KernelBasis = "pixel",
+        basis: str | KernelBasis = "auto",
     ):
         super().__init__()
         check_kernel_size(kernel_size)
@@ -68,7 +69,7 @@ class ConvBase(CachedFilter):
             kernel_size,
         )
         self.ambient, self.lifting = ambient, lifting
-        self.basis = kernel_basis(basis, kernel_size)
+        self.basis = kernel_basis(basis, kernel_size, ambient)
 
     @property
     def fan_in(self) -> int:
@@ -134,7 +135,7 @@ class RegularConv(ConvBase):
         group: PlanarGroup | str,
         ambient: PlanarGroup | str | None = None,
         bias: bool = False,
-        basis: str | KernelBasis = "pixel",
+        basis: str | KernelBasis = "auto",
     ):
         amb, grp = resolve_groups(group, ambient)
         super().__init__(in_channels, out_channels, kernel_size, amb, self.lifting, basis)

@@ -59,7 +59,7 @@ class MixedGroupConv(ConvBase):
         groups: Sequence[PlanarGroup | str] | None = None,
         lifting: bool = False,
         alpha_init: Sequence[float] | None = None,
-        basis: str | KernelBasis = "pixel",
+        basis: str | KernelBasis = "auto",
     ):
         amb = parse_group(ambient)
         super().__init__(in_channels, out_channels, kernel_size, amb, lifting, basis)

@@ -92,7 +92,7 @@ class ResidualPathwayConv(_ConstrainedBase):
         group: PlanarGroup | str,
         ambient: PlanarGroup | str | None = None,
         lifting: bool = False,
-        basis: str | KernelBasis = "pixel",
+        basis: str | KernelBasis = "auto",
         equivariant_decay: float = 1e-4,
         free_decay: float = 1e-2,
         free_init: float = 1e-3,
@@ -126,7 +126,7 @@ class RelaxedGroupConv(_ConstrainedBase):
         group: PlanarGroup | str,
         ambient: PlanarGroup | str | None = None,
         lifting: bool = False,
-        basis: str | KernelBasis = "pixel",
+        basis: str | KernelBasis = "auto",
         banks: int = 2,
         alpha: float = 1e-4,
     ):
@@ -180,7 +180,7 @@ class ConstraintRelaxedConv(_ConstrainedBase):
         group: PlanarGroup | str,
         ambient: PlanarGroup | str | None = None,
         lifting: bool = False,
-        basis: str | KernelBasis = "pixel",
+        basis: str | KernelBasis = "auto",
         penalty: float = 1e-2,
     ):
         super().__init__(in_channels, out_channels, kernel_size, group, ambient, lifting, basis)

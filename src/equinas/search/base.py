@@ -31,7 +31,7 @@ class BackboneSettings:
     widths: tuple[int, ...] = (16, 16, 16, 16, 32, 32, 32, 32)
     pools_after: tuple[int, ...] = (2, 4)
     kernel_size: int = 5
-    basis: str = "pixel"
+    basis: str = "auto"
     hidden: int | None = 64
     width_rule: str = "channels"
 
