@@ -275,13 +275,13 @@ def equivariance(subject: Subject, group: PlanarGroup, x: torch.Tensor) -> dict[
     return out
 
 
-def equivariance_over_seeds(make: Callable[[int], Subject], group: PlanarGroup, args) -> dict[str, dict]:
+def equivariance_over_seeds(make: Callable[[], Subject], group: PlanarGroup, args) -> dict[str, dict]:
     """``{key: {"mean", "std", "values"}}`` of ``equivariance`` over ``args.eq_seeds`` fresh networks."""
     images = smooth_images(8, args.size, args.device)
     runs = []
     for seed in range(args.eq_seeds):
         torch.manual_seed(seed)
-        subject = make(seed)
+        subject = make()
         subject.model.to(args.device).eval()
         runs.append(equivariance(subject, group, images))
     return {
@@ -366,9 +366,7 @@ def compare(group: PlanarGroup, width: int, args: argparse.Namespace) -> dict:
     row |= measure(subjects, args)
     for s in subjects:
         if s.act is not None:
-            row[s.name]["equivariance"] = equivariance_over_seeds(
-                lambda _, make=build[s.name]: make(), group, args
-            )
+            row[s.name]["equivariance"] = equivariance_over_seeds(build[s.name], group, args)
     row["over_escnn"] = {
         f"equinas_{basis}": {k: row[f"equinas_{basis}"][k] / row["escnn"][k] for k in RATIO_KEYS}
         for basis in args.bases

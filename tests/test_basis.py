@@ -49,9 +49,10 @@ def test_harmonic_basis_sizes_and_scale(k: int) -> None:
     assert torch.linalg.matrix_rank(basis.sampling) == basis.size
     # i.i.d. coefficients of variance v give kernels of mean pixel variance v
     assert basis.sampling.square().sum().item() == pytest.approx(k * k)
-    kernels = torch.randn(3, 2, k, k, dtype=torch.float64) @ torch.eye(k, dtype=torch.float64)
-    projected = basis.sampling @ basis.to_coefficients(kernels)[..., None]
-    assert basis.to_coefficients(projected.reshape(3, 2, k, k)).shape == (3, 2, basis.size)
+    # to_coefficients is a left inverse of sampling: kernels in the span give their coefficients
+    coefficients = torch.randn(3, 2, basis.size, dtype=torch.float64)
+    kernels = (coefficients @ basis.sampling.T).reshape(3, 2, k, k)
+    torch.testing.assert_close(basis.to_coefficients(kernels), coefficients, atol=1e-12, rtol=0)
 
 
 @pytest.mark.parametrize("k", [3, 5, 7])
