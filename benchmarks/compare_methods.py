@@ -1,8 +1,12 @@
 """Accuracy comparison of search methods and baselines at one budget over several seeds.
 
-Each (method, seed) is a full ``run_search`` into ``<out>/<label>-seed<k>``; finished runs
-are skipped, so the script can be re-run after an interruption. At the end it writes
-``<out>/summary.md`` (test accuracy mean ± std per method) and ``<out>/summary.json``.
+Each (method, seed) is a full ``run_search`` into ``<out>/<label>-seed<k>``, seed by seed;
+finished runs are skipped, so the script can be re-run after an interruption. At the end it
+writes ``<out>/summary.md`` (test accuracy mean ± std and compute per method),
+``<out>/summary.json`` (``rows``: ``{task, method, seeds, test_acc_mean, test_acc_std,
+total_flops_mean, total_seconds_mean}``, ``total_seconds`` being the summed seconds of the
+run's evaluations) and ``<out>/cost_vs_accuracy.png``. The candidates of a ``grid`` run are
+also rows ``fixed-<G>`` (they are the fixed networks: same ids, seeds and budget).
 
 Methods are given as ``name``, ``name:GROUP`` (``fixed:C4`` = the fixed C4 G-CNN,
 ``prior:C1`` = D4 prior relaxed to C1) or ``name@variant`` (a second configuration of the
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -27,10 +32,11 @@ import torch
 
 from equinas import cli
 from equinas.execution import LocalExecutor
-from equinas.report import comparison_table, write_report
-from equinas.report.tables import run_summary
+from equinas.report import comparison_plot, comparison_table, write_report
+from equinas.report.tables import grouped_runs
 from equinas.search import SearchContext, make_method, run_search
 from equinas.search.records import RunDirectory
+from equinas.train.cost import Cost
 
 GROUP_SETTING = {"fixed": "groups", "prior": "targets", "rpp": "group", "rgconv": "group", "cr": "group"}
 
@@ -54,6 +60,10 @@ def run_one(args: argparse.Namespace, entry: str, seed: int) -> str:
     if args.threads:
         torch.set_num_threads(args.threads)
     train = dataclasses.replace(cli.train_config(args), seed=seed)
+    if name == "equinas_e":
+        per_candidate = "epochs_per_generation" in settings
+        settings = cli.lineage_budget(settings, None if per_candidate else args.epochs)
+        train = dataclasses.replace(train, epochs=settings["epochs_per_generation"])
     ctx = SearchContext(
         args.task,
         cli.load_data(args),
@@ -63,10 +73,42 @@ def run_one(args: argparse.Namespace, entry: str, seed: int) -> str:
         RunDirectory(path),
         seed=seed,
         progress=False,
+        data_settings=cli.data_settings(args),
     )
     run_search(make_method(name, **settings), ctx, resume=True)
     write_report(path)
     return str(path)
+
+
+def _row(task: str, method: str, results: list[tuple[float, Cost]]) -> dict:
+    tests = [100 * acc for acc, _ in results]
+    return {
+        "task": task,
+        "method": method,
+        "seeds": len(results),
+        "test_acc_mean": statistics.fmean(tests),
+        "test_acc_std": statistics.stdev(tests) if len(tests) > 1 else 0.0,
+        "total_flops_mean": statistics.fmean(c.total_flops for _, c in results),
+        "total_seconds_mean": statistics.fmean(c.train_seconds for _, c in results),
+    }
+
+
+def summary_rows(paths: list[str]) -> list[dict]:
+    """One row per (task, method label), plus ``fixed-<G>`` rows from the candidates of grids."""
+    rows, fixed = [], {}
+    for (task, label), runs in grouped_runs(paths, label="run").items():
+        rows.append(_row(task, label, [(r["best"].test_acc or 0.0, r["total_cost"]) for r in runs]))
+        if label != "grid":
+            continue
+        for run in runs:
+            for record in RunDirectory(run["run"]).records():
+                key = (task, record.candidate_id)
+                fixed.setdefault(key, []).append((record.test_acc or 0.0, Cost.from_dict(record.cost)))
+    own = {(row["task"], row["method"]) for row in rows}
+    rows += [
+        _row(task, cid, results) for (task, cid), results in sorted(fixed.items()) if (task, cid) not in own
+    ]
+    return rows
 
 
 def main() -> None:
@@ -88,16 +130,17 @@ def main() -> None:
     args = parser.parse_args()
 
     start = time.perf_counter()
-    jobs = [(entry, seed) for entry in args.methods for seed in args.seeds]
+    jobs = [(entry, seed) for seed in args.seeds for entry in args.methods]
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
         paths = list(pool.map(run_one, [args] * len(jobs), *zip(*jobs, strict=True)))
     table = comparison_table(paths, label="run")
     out = Path(args.out)
-    header = f"# {args.task}: {args.epochs:g} epochs per network, seeds {args.seeds}\n\n"
+    epochs = cli.DEFAULT_EPOCHS if args.epochs is None else args.epochs
+    header = f"# {args.task}: {epochs:g} epochs per network, seeds {args.seeds}\n\n"
     (out / "summary.md").write_text(header + table)
-    summaries = [run_summary(RunDirectory(p)) for p in paths]
-    rows = [{**s, "best": s["best"].flat()} for s in summaries]
-    (out / "summary.json").write_text(json.dumps({"args": vars(args), "runs": rows}, indent=2, default=str))
+    comparison_plot(paths, out / "cost_vs_accuracy.png", label="run")
+    summary = {"args": vars(args), "rows": summary_rows(paths), "runs": sorted(paths)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     print(header + table)
     print(f"total {time.perf_counter() - start:.0f} s")
 

@@ -7,8 +7,12 @@
 #   cr: constraint relaxation vs plain training of the same D4 network on RotMNIST
 #   bases: C8 and D8 G-CNNs (ambient D8, half the fields: same conv widths) with pixel vs harmonic
 #          kernels on RotMNIST, small budget (cpu profile widths 2,2,4,4)
-# Profiles: cpu (small backbone and subsets, about 1.5 h on 2 cores) or gpu (paper backbone).
-# Usage: bash benchmarks/run_acceptance.sh cpu|gpu [python] [workers] [part ...]
+#   (cpu-medium) methods: every method of the comparison plus the grid of all 10 subgroups, at budgets
+#                where the searches converge (12 epochs per fixed network, EquiNAS_E 6 generations),
+#                both tasks at once (one process each); summary.json merges their rows
+# Profiles: cpu (small backbone and subsets, about 1.5 h on 2 cores), cpu-medium (the same backbone
+# and data at 4x the epochs, about 2 h on 2 cores) or gpu (paper backbone).
+# Usage: bash benchmarks/run_acceptance.sh cpu|cpu-medium|gpu [python] [workers] [part ...]
 set -euo pipefail
 PROFILE=${1:-cpu}
 PY=${2:-.venv/bin/python}
@@ -16,6 +20,25 @@ WORKERS=${3:-1}
 shift $(( $# < 3 ? $# : 3 ))
 PARTS=("${@:-equal_params methods cr}")
 OUT=benchmarks/results/acceptance/$PROFILE
+mkdir -p "$OUT"
+if [ "$PROFILE" = cpu-medium ]; then
+  MEDIUM=(--widths 4,4,8,8 --pools-after 0,1 --hidden none --lr 0.002 --train-size 4000 --val-size 1000
+          --test-size 2000 --epochs 12 --device cpu --threads 1 --workers 1 --seeds 0 1 2)
+  E='{"generations": 6, "population": 2, "epochs_per_generation": 2.0, "children_per_parent": 3}'
+  EFAST='{"generations": 6, "population": 2, "epochs_per_generation": 2.0, "children_per_parent": 3,
+          "halving": true, "space": ["paper"]}'
+  SETTINGS="{\"equinas_e\": $E, \"equinas_e@fast\": $EFAST, \"equinas_d\": {\"arch_lr\": 0.2},
+    \"equinas_d@prior\": {\"arch_lr\": 0.005, \"prior\": 2.0},
+    \"equinas_d@fast\": {\"arch_lr\": 0.2, \"groups\": [\"paper\"], \"search_epochs\": 6.0}}"
+  for task in rotmnist mnist-c2; do
+    "$PY" benchmarks/compare_methods.py --task "$task" "${MEDIUM[@]}" --settings "$SETTINGS" \
+      --methods grid equinas_e equinas_e@fast equinas_d equinas_d@fast equinas_d@prior rpp \
+      --out "$OUT/methods_$task" > "$OUT/methods_$task.log" 2>&1 &
+  done
+  wait
+  "$PY" benchmarks/merge_summaries.py "$OUT/summary.json" "$OUT"/methods_*/summary.json
+  exit 0
+fi
 if [ "$PROFILE" = gpu ]; then
   DEVICE=cuda; SMALL=(--train-size 10000 --test-size 10000 --epochs 2)
   E='{"generations": 3, "population": 2, "epochs_per_generation": 0.5, "children_per_parent": 4}'

@@ -48,3 +48,13 @@ def print_table(rows: list[tuple[str, str, int, int, float, float]]) -> None:
     print(f"\n{'ambient':>7} {'group':>12} {'|G|':>4} {'tested':>6} {'equiv. error':>13} {'invariance':>11}")
     for ambient, group, order, tested, feat, inv in rows:
         print(f"{ambient:>7} {group:>12} {order:>4} {tested:>6} {feat:>13.2e} {inv:>11.2e}")
+
+
+def add_shared(job: int, shared: torch.Tensor) -> tuple[int, float, int]:
+    """A job for executor tests: ``(job, job + shared.sum(), torch threads)``; job -1 kills its
+    worker process."""
+    import os
+
+    if job == -1:
+        os._exit(3)
+    return job, job + float(shared.sum()), torch.get_num_threads()

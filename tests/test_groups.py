@@ -163,3 +163,37 @@ def test_generated_subgroups_match_generators() -> None:
     assert generated_subgroup(d4, [(0, 1), (1, 0)]) == d4
     assert generated_subgroup(d4, [(1, 0), (1, 2)]).name == "D2"
     assert generated_subgroup(d4, []).name == "C1"
+
+
+def test_huge_group_names_are_refused_quickly() -> None:
+    import time
+
+    from equinas.groups.group import MAX_ROTATION_ORDER
+
+    start = time.perf_counter()
+    largest = parse_group(f"D{MAX_ROTATION_ORDER}")  # 2048 elements: pairwise checks took seconds
+    assert largest.order == 2 * MAX_ROTATION_ORDER
+    assert time.perf_counter() - start < 1.0
+    for name in ("C1000000", "D1000000", f"C{MAX_ROTATION_ORDER + 1}"):
+        with pytest.raises(ValueError, match="too large"):
+            parse_group(name)
+    with pytest.raises(ValueError, match="too large"):
+        parse_group("C2", ambient="C1000000")
+    assert time.perf_counter() - start < 1.0
+
+
+def test_linear_closure_check_matches_pairwise_products() -> None:
+    from equinas.groups.group import Element, compose
+
+    n = 6
+    universe = [Element(f, r) for f in (0, 1) for r in range(n)]
+    for size in range(1, len(universe) + 1):
+        for subset in itertools.combinations(universe[1:], size - 1):
+            elements = {Element(0, 0), *subset}
+            closed = all(compose(a, b, n) in elements for a in elements for b in elements)
+            try:
+                PlanarGroup(elements, n)
+                built = True
+            except ValueError:
+                built = False
+            assert built == closed, sorted(elements)

@@ -176,3 +176,45 @@ def test_spatial_pool_and_export() -> None:
     torch.testing.assert_close(plain(x.reshape(2, 16, 6, 6)).reshape(2, 3, 8, 6, 6), conv(x))
     pooled = SpatialPool(2, "mean")(x)
     assert pooled.shape == (2, 2, 8, 3, 3)
+
+
+def test_empty_batches_give_empty_outputs_of_the_right_shape() -> None:
+    from equinas.models import EquivariantCNN, backbone
+    from equinas.nn.mixed import MixedGroupConv
+
+    assert LiftingConv(1, 3, 3, "D4")(torch.zeros(0, 1, 7, 7)).shape == (0, 3, 8, 7, 7)
+    assert GroupConv(2, 3, 3, "C4")(torch.zeros(0, 2, 4, 5, 5)).shape == (0, 3, 4, 5, 5)
+    mixed = MixedGroupConv(2, 3, 3, "D4", groups=("C1", "D4"))
+    assert mixed(torch.zeros(0, 2, 8, 5, 5)).shape == (0, 3, 8, 5, 5)
+    model = EquivariantCNN(backbone("D4", widths=(2, 2), pools_after=(0,), kernel_size=3, hidden=4))
+    with torch.no_grad():
+        assert model.eval()(torch.zeros(0, 1, 8, 8)).shape == (0, 10)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"kernel_size": 5.0}, TypeError, "kernel_size must be a positive odd integer, got float"),
+        ({"kernel_size": True}, TypeError, "kernel_size must be a positive odd integer, got bool"),
+        ({"kernel_size": "5"}, TypeError, "kernel_size must be a positive odd integer, got str"),
+        ({"kernel_size": 4}, ValueError, "positive odd"),
+        ({"in_channels": 1.5}, TypeError, "in_channels must be an integer, got float"),
+        ({"out_channels": 0}, ValueError, "out_channels must be >= 1"),
+    ],
+)
+def test_layer_arguments_are_type_checked(kwargs, error, message) -> None:
+    import re
+
+    from equinas.nn.mixed import MixedGroupConv
+
+    args = {"in_channels": 1, "out_channels": 2, "kernel_size": 3, **kwargs}
+    for build in (
+        lambda: LiftingConv(group="C4", **args),
+        lambda: MixedGroupConv(ambient="C4", lifting=True, **args),
+    ):
+        with pytest.raises(error, match=re.escape(message)):
+            build()
+    with pytest.raises(TypeError, match="channels must be an integer"):
+        GroupBatchNorm(1.5, "C4")
+    with pytest.raises(TypeError, match="num_classes must be an integer"):
+        InvariantHead(2, 2.0)

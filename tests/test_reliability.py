@@ -115,8 +115,6 @@ SEARCH = [
         "48",
         "--test-size",
         "48",
-        "--epochs",
-        "0.5",
     ],
     *[
         "--generations",

@@ -70,7 +70,7 @@ def test_equinas_e_children_inherit_the_parent_function(tmp_path) -> None:
 
     ev = Evaluator(ctx, method.name)
     (parent,) = ev.evaluate([ev.job("p", BACKBONE.spec(ctx.data, "D4"), return_state=True)])
-    jobs = method._children(ev, parent, 1, 0)
+    jobs = method._children(ev, parent, 1, 0, 0.5)
     assert [j.mutation for j in jobs] == [
         "continue",
         "layer0:D4->C4",
@@ -213,3 +213,56 @@ def test_ray_executor_matches_local(tmp_path) -> None:
     assert [(r.candidate_id, r.val_acc, r.test_acc) for r in ray_result.candidates] == [
         (r.candidate_id, r.val_acc, r.test_acc) for r in local_result.candidates
     ]
+
+
+def test_ray_executor_binds_loopback_and_refuses_oversized_tasks() -> None:
+    pytest.importorskip("ray")
+    import ray
+
+    from equinas.execution import make_executor
+
+    executor = make_executor("ray", num_cpus=1, cpus_per_task=1)
+    try:
+        addresses = {node["NodeManagerAddress"] for node in ray.nodes()}
+        assert addresses == {"127.0.0.1"}
+        with pytest.raises(ValueError, match=r"asks for 2 CPUs .* has 1 in all"):
+            make_executor("ray", cpus_per_task=2)  # joins the running instance: checked up front
+        assert ray.is_initialized()  # the failed executor did not stop an instance it did not start
+        executor.cpus_per_task = 2
+        with pytest.raises(ValueError, match="--cpus-per-task"):
+            next(iter(executor.map(max, [1], 0)))
+    finally:
+        executor.close()
+    assert not ray.is_initialized()
+
+
+def test_the_paper_space_relaxes_d4_to_c4_or_d1_and_never_to_d2() -> None:
+    task = synthetic_task()
+    assert relaxations(BACKBONE.spec(task, ["D4", "C4"]), ("paper",)) == [(0, "C4"), (0, "D1"), (1, "C2")]
+    assert relaxations(BACKBONE.spec(task, ["D1", "C1"]), ("paper",)) == [(0, "C1")]
+    assert EquiNASESettings(space=("paper",)).space == ("D4", "C4", "D1", "C2", "C1")
+    with pytest.raises(ValueError, match="at least one group"):
+        EquiNASESettings(space=())
+
+
+def test_successive_halving_continues_the_better_half(tmp_path) -> None:
+    settings = {"generations": 1, "population": 1, "epochs_per_generation": 0.5, "children_per_parent": 3}
+    result = run_search(make_method("equinas_e", halving=True, **settings), context(tmp_path))
+    first = [r for r in result.candidates if r.generation == 1 and not r.candidate_id.endswith("+")]
+    promoted = [r for r in result.candidates if r.candidate_id.endswith("+")]
+    assert len(first) == 4 and len(promoted) == 2  # every child briefly, the better half on
+    assert all(r.epochs == 0.25 for r in first + promoted)
+    best_first = sorted(first, key=lambda r: -(r.val_acc or 0))[:2]
+    assert {p.parent_id for p in promoted} == {r.candidate_id for r in best_first}
+    assert all(p.lineage_epochs == 1.0 for p in promoted)  # initial 0.5 + 0.25 + 0.25
+    trace = json.loads((tmp_path / "run" / "generations.json").read_text())
+    assert trace[-1]["population"][0].endswith("+")
+
+
+def test_equinas_d_can_search_briefly_and_retrain(tmp_path) -> None:
+    result = run_search(
+        make_method("equinas_d", arch_lr=0.2, groups=("paper",), search_epochs=0.25), context(tmp_path)
+    )
+    by_id = {r.candidate_id: r for r in result.candidates}
+    assert by_id["mixed"].epochs == 0.25 and by_id["retrained"].epochs == 0.5
+    assert set(by_id["mixed"].spec["layers"][0]["groups"]) == {"D4", "C4", "D1", "C2", "C1"}

@@ -32,6 +32,9 @@ EXAMPLES = """examples:
 """
 
 
+DEFAULT_EPOCHS = 2.0
+
+
 # -- option groups -----------------------------------------------------------------------------
 def _int_list(text: str) -> tuple[int, ...]:
     try:
@@ -83,7 +86,10 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
 def add_train_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training")
     g.add_argument(
-        "--epochs", type=float, default=2.0, help="epochs per network (fractions allowed; the budget unit)"
+        "--epochs",
+        type=float,
+        help="epochs per network (default 2; fractions allowed; the budget unit); for equinas_e the "
+        "budget of a whole lineage",
     )
     g.add_argument("--batch-size", type=int, default=64)
     g.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="adam")
@@ -135,7 +141,19 @@ def add_backbone_options(p: argparse.ArgumentParser) -> None:
 
 def add_executor_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("execution")
-    g.add_argument("--executor", choices=("local", "ray"), default="local")
+    g.add_argument(
+        "--executor",
+        choices=("local", "process", "ray"),
+        default="local",
+        help="local: one candidate after another in this process; process: a pool of local worker "
+        "processes; ray: Ray tasks",
+    )
+    g.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes of --executor process (default: cores / --threads, --threads "
+        "defaulting to 1 there)",
+    )
     g.add_argument("--ray-address", help="join a running Ray cluster (default: start a local instance)")
     g.add_argument("--ray-cpus", type=int, help="CPUs of a local Ray instance")
     g.add_argument("--cpus-per-task", type=int, default=1, help="CPUs per evaluation under Ray")
@@ -159,7 +177,7 @@ def train_config(args: argparse.Namespace):
     from equinas.train import TrainConfig
 
     return TrainConfig(
-        epochs=args.epochs,
+        epochs=DEFAULT_EPOCHS if args.epochs is None else args.epochs,
         batch_size=args.batch_size,
         optimizer=args.optimizer,
         lr=args.lr,
@@ -188,6 +206,51 @@ def backbone_settings(args: argparse.Namespace):
     )
 
 
+def data_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """How the data was chosen, as recorded in a run (a resume must choose the same)."""
+    return {
+        "data_dir": str(Path(args.data_dir).resolve()) if args.data_dir else None,
+        "train_size": args.train_size,
+        "val_size": args.val_size,
+        "test_size": args.test_size,
+        "task_options": dict(args.task_option),
+    }
+
+
+def executor_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments of ``make_executor`` for ``--executor``."""
+    if args.workers is not None and args.executor != "process":
+        raise ValueError("--workers needs --executor process")
+    if args.executor == "process":
+        return {"workers": args.workers, "threads": args.threads or 1}
+    if args.executor == "ray":
+        return {"address": args.ray_address, "num_cpus": args.ray_cpus, "cpus_per_task": args.cpus_per_task}
+    return {}
+
+
+def lineage_budget(settings: dict[str, Any], epochs: float | None) -> dict[str, Any]:
+    """EquiNAS_E: ``--epochs`` is the lineage budget, split into the initial training and the
+    generations; ``--epochs-per-generation`` sets the per-candidate budget instead (not both)."""
+    from equinas.search.equinas_e import EquiNASESettings
+
+    if epochs is None:
+        return {"epochs_per_generation": EquiNASESettings.epochs_per_generation, **settings}
+    if "epochs_per_generation" in settings:
+        raise ValueError(
+            "give either --epochs (the budget of a whole lineage: initial training plus every "
+            "generation) or --epochs-per-generation, not both"
+        )
+    generations = settings.get("generations", EquiNASESettings.generations)
+    initial = settings.get("initial_epochs")
+    if initial is None:
+        return {**settings, "epochs_per_generation": epochs / (generations + 1)}
+    if generations == 0 or not initial < epochs:
+        raise ValueError(
+            f"--initial-epochs {initial:g} leaves nothing of --epochs {epochs:g} for the generations"
+        )
+    return {**settings, "epochs_per_generation": (epochs - initial) / generations}
+
+
 def resolve_arch(arch: str, args: argparse.Namespace, data) -> Any:
     """``--arch``: a spec JSON file, ``mixed``, or a group name used for every layer."""
     from equinas.models import ArchSpec
@@ -201,17 +264,33 @@ def resolve_arch(arch: str, args: argparse.Namespace, data) -> Any:
 # -- commands -------------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
     from equinas.models import EquivariantCNN
+    from equinas.search.validation import option_error
     from equinas.train import train
+    from equinas.train.files import directory_problem
 
+    if args.run_dir is not None:
+        if not args.run_dir.strip():
+            raise ValueError("--run-dir is empty (it would write into the current directory); name a folder")
+        if Path(args.run_dir, "search.json").exists():
+            raise ValueError(
+                f"--run-dir {args.run_dir} holds a search run (search.json); train into another folder"
+            )
+        problem = directory_problem(args.run_dir)
+        if problem:
+            raise ValueError(f"--run-dir: {problem}")
+    config = train_config(args)
     data = load_data(args)
-    spec = resolve_arch(args.arch, args, data)
+    try:
+        spec = resolve_arch(args.arch, args, data)
+        spec.check_input_size(*data.image_size)
+    except ValueError as err:
+        raise ValueError(option_error(err)) from None
     if args.constraint_relaxation:
         for i, layer in enumerate(spec.layers):
             if layer.kind == "regular":
                 spec = spec.with_layer(i, kind="cr")
     torch.manual_seed(args.seed)
     model = EquivariantCNN(spec)
-    config = train_config(args)
     result = train(
         model,
         data,
@@ -237,7 +316,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from equinas.metrics import equivariance_summary
     from equinas.models import build_model
     from equinas.train import evaluate, load_checkpoint
+    from equinas.train.files import output_file_problem
 
+    problem = output_file_problem(args.output) if args.output else None
+    if problem:
+        raise ValueError(f"--output: {problem}")
     checkpoint = load_checkpoint(args.checkpoint)
     spec = (checkpoint.get("metadata") or {}).get("spec")
     if spec is None:
@@ -268,24 +351,27 @@ def cmd_search(args: argparse.Namespace) -> int:
         for f in dataclasses.fields(settings_cls)
         if getattr(args, f.name) is not None
     }
+    config = train_config(args)
+    if args.method == "equinas_e":
+        settings = lineage_budget(settings, args.epochs)
+        config = dataclasses.replace(config, epochs=settings["epochs_per_generation"])
     method = make_method(args.method, **settings)
     data = load_data(args)
-    ray_options = {
-        "address": args.ray_address,
-        "num_cpus": args.ray_cpus,
-        "cpus_per_task": args.cpus_per_task,
-    }
-    executor = make_executor(args.executor, **(ray_options if args.executor == "ray" else {}))
+    from equinas.search.validation import validate_search_settings
+
+    validate_search_settings(getattr(method, "settings", None), backbone_settings(args), data)
+    executor = make_executor(args.executor, **executor_options(args))
     run_dir = args.run_dir or f"runs/{args.method}-{args.task}-seed{args.seed}"
     ctx = SearchContext(
         args.task,
         data,
         backbone_settings(args),
-        train_config(args),
+        config,
         executor,
         RunDirectory(run_dir),
         seed=args.seed,
         progress=not args.quiet,
+        data_settings=data_settings(args),
     )
     try:
         result = run_search(method, ctx, resume=args.resume)
@@ -304,16 +390,30 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from equinas.report import comparison_table, write_report
+    import os
 
+    from equinas.report import comparison_table, write_report
+    from equinas.train.files import atomic_write_text, output_file_problem
+
+    for run_dir in args.run_dirs:
+        path = Path(run_dir)
+        if not path.exists():
+            raise FileNotFoundError(f"run directory {run_dir} does not exist")
+        if not path.is_dir():
+            raise ValueError(f"{run_dir} is not a run directory (not a folder)")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(f"cannot write the report into {run_dir}: the folder is read-only")
+    problem = output_file_problem(args.output) if args.output else None
+    if problem:
+        raise ValueError(f"--output: {problem}")
     for run_dir in args.run_dirs:
         files = write_report(run_dir)
         print(f"{run_dir}: " + ", ".join(str(p) for p in files.values()))
-    if args.compare or len(args.run_dirs) > 1:
+    if args.compare or len(args.run_dirs) > 1 or args.output:
         table = comparison_table(args.run_dirs, label=args.group_by)
         print(table)
         if args.output:
-            Path(args.output).write_text(table)
+            atomic_write_text(args.output, table if table.endswith("\n") else table + "\n")
     return 0
 
 
@@ -337,7 +437,13 @@ def cmd_data(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from equinas.demo import run_demo
 
-    run_demo(Path(args.run_dir), data_dir=args.data_dir, quick=args.quick, progress=not args.quiet)
+    run_demo(
+        Path(args.run_dir),
+        data_dir=args.data_dir,
+        quick=args.quick,
+        progress=not args.quiet,
+        workers=args.workers,
+    )
     return 0
 
 
@@ -468,6 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", default="runs/demo")
     p.add_argument("--data-dir")
     p.add_argument("--quick", action="store_true", help="a much smaller budget (a smoke test)")
+    p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
     return parser
@@ -501,8 +608,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _apply_config(parser, argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except KeyboardInterrupt:
+        resumable = getattr(args, "resume", None) is not None
+        hint = "; rerun the same command with --resume to continue" if resumable else ""
+        print(f"interrupted{hint}", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError) as err:  # OSError: unwritable dirs, full disks, ...
+        message = " ".join(str(err).split()) or type(err).__name__  # one line
+        print(f"error: {message}", file=sys.stderr)
         return 2
 
 

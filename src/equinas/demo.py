@@ -1,20 +1,23 @@
-"""The README's main job: a small EquiNAS search on real RotMNIST data, with a table and plots.
+"""The README's main job: EquiNAS searches on real RotMNIST data, with a table and plots.
 
-Runs, at one small budget and seed, the fixed C1 and D4 G-CNNs, EquiNAS_E and EquiNAS_D on a
+Runs, at one budget and seed, the fixed C1, C4 and D4 G-CNNs, EquiNAS_E and EquiNAS_D on a
 class-balanced subset of RotMNIST (generated from the MNIST files on first use), writes every
-run's report (``report.md`` + PNG plots) and a comparison table ``summary.md``.
+run's report (``report.md`` + PNG plots), a comparison table ``summary.md`` with the compute
+of every run and the anytime plot ``cost_vs_accuracy.png``. Candidates are evaluated by a
+pool of one-thread worker processes, one per core. The budget is recorded in ``demo.json``:
+a run directory holds the results of one budget only.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import torch
+from typing import Any
 
 from equinas.data import load_task
-from equinas.execution import LocalExecutor
-from equinas.report import comparison_table, write_report
+from equinas.execution import ProcessExecutor
+from equinas.report import comparison_plot, comparison_table, write_report
 from equinas.search import BackboneSettings, SearchContext, make_method, run_search
 from equinas.search.records import RunDirectory
 from equinas.train import TrainConfig
@@ -22,6 +25,8 @@ from equinas.train import TrainConfig
 
 @dataclass(frozen=True)
 class DemoBudget:
+    """Data sizes, epochs per fixed network (and per EquiNAS lineage), EquiNAS_E's shape."""
+
     train_size: int
     val_size: int
     test_size: int
@@ -31,54 +36,97 @@ class DemoBudget:
     widths: tuple[int, ...]
 
 
-FULL = DemoBudget(4000, 1000, 2000, 3.0, 2, 3, (4, 4, 8, 8))
+FULL = DemoBudget(4000, 1000, 2000, 6.0, 3, 3, (4, 4, 8, 8))
 QUICK = DemoBudget(600, 200, 300, 1.0, 1, 2, (2, 2, 4, 4))
 
 
-def run_demo(run_dir: Path, data_dir: str | None = None, quick: bool = False, progress: bool = True) -> str:
-    """Run the four searches into ``run_dir/<name>`` (resuming finished parts) and return the table."""
-    budget = QUICK if quick else FULL
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    data = load_task(
-        "rotmnist",
-        data_dir,
-        train_size=budget.train_size,
-        val_size=budget.val_size,
-        test_size=budget.test_size,
-    )
-    backbone = BackboneSettings(widths=budget.widths, pools_after=(0, 1), hidden=None)
-    train = TrainConfig(epochs=budget.epochs, lr=2e-3, batch_size=64, seed=0, bn_recalibration=16)
-    plans = [
-        ("fixed-C1", "fixed", {"groups": ("C1",)}, train),
-        ("fixed-D4", "fixed", {"groups": ("D4",)}, train),
+def plans(budget: DemoBudget) -> list[tuple[str, str, dict[str, Any], float]]:
+    """``(run name, method, settings, epochs per candidate)`` of every run of the demo."""
+    per_generation = budget.epochs / (budget.generations + 1)
+    fixed = [(f"fixed-{g}", "fixed", {"groups": (g,)}, budget.epochs) for g in ("C1", "C4", "D4")]
+    return [
+        *fixed,
         (
             "equinas_e",
             "equinas_e",
             {
                 "generations": budget.generations,
                 "population": 2,
-                "epochs_per_generation": budget.epochs / (budget.generations + 1),
+                "epochs_per_generation": per_generation,
                 "children_per_parent": budget.children_per_parent,
+                "halving": True,
             },
-            train,
+            per_generation,
         ),
-        # alpha starts favouring D4 (prior 2): with a budget this small a uniform start stays near-uniform
-        ("equinas_d", "equinas_d", {"arch_lr": 5e-3, "prior": 2.0}, train),
+        # uniform start; the cheap recipe: architecture steps after every second weight step,
+        # the mixed network (the usual winner at this budget) plus a short fine-tune of its
+        # discretized network instead of a retraining from scratch
+        (
+            "equinas_d",
+            "equinas_d",
+            {"arch_every": 2, "retrain": False, "finetune_epochs": budget.epochs / 4},
+            budget.epochs,
+        ),
     ]
+
+
+def _check_budget(run_dir: Path, budget: DemoBudget) -> None:
+    """Record the budget in ``demo.json``; refuse a directory that holds another budget's runs."""
+    record = run_dir / "demo.json"
+    wanted = json.loads(json.dumps(asdict(budget)))
+    if record.exists():
+        stored = json.loads(record.read_text())
+        if stored != wanted:
+            kind = "the quick demo" if stored == json.loads(json.dumps(asdict(QUICK))) else "another budget"
+            raise ValueError(f"{run_dir} holds the results of {kind}; choose another --run-dir")
+        return
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise ValueError(f"{run_dir} is not empty and holds no demo; choose another --run-dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(wanted, indent=2) + "\n")
+
+
+def run_demo(
+    run_dir: Path,
+    data_dir: str | None = None,
+    quick: bool = False,
+    progress: bool = True,
+    workers: int | None = None,
+) -> str:
+    """Run the demo's searches into ``run_dir/<name>`` (resuming unfinished ones); the table."""
+    budget = QUICK if quick else FULL
+    _check_budget(run_dir, budget)
+    sizes = {"train_size": budget.train_size, "val_size": budget.val_size, "test_size": budget.test_size}
+    data = load_task("rotmnist", data_dir, **sizes)
+    backbone = BackboneSettings(widths=budget.widths, pools_after=(0, 1), hidden=None)
+    executor = ProcessExecutor(workers=workers)
     run_dirs = []
-    for name, method, settings, config in plans:
-        path = run_dir / name
-        if progress:
-            print(f"== {name}: {method} on RotMNIST, {budget.train_size} images, {config.epochs:g} epochs")
-        ctx = SearchContext(
-            "rotmnist", data, backbone, config, LocalExecutor(), RunDirectory(path), progress=progress
-        )
-        if not (path / "result.json").exists():
+    try:
+        for name, method, settings, epochs in plans(budget):
+            path = run_dir / name
+            config = TrainConfig(epochs=epochs, lr=2e-3, batch_size=64, seed=0, bn_recalibration=16)
+            if progress:
+                print(f"== {name}: {method} on RotMNIST, {budget.train_size} images, {epochs:g} epochs each")
+            ctx = SearchContext(
+                "rotmnist",
+                data,
+                backbone,
+                config,
+                executor,
+                RunDirectory(path),
+                progress=progress,
+                data_settings={"data_dir": data_dir, **sizes},
+            )
             run_search(make_method(method, **settings), ctx, resume=True)
-        write_report(path)
-        run_dirs.append(path)
+            write_report(path)
+            run_dirs.append(path)
+    finally:
+        executor.close()
     table = comparison_table(run_dirs, label="run")
-    (run_dir / "summary.md").write_text("# equinas demo: RotMNIST\n\n" + table)
+    plot = comparison_plot(run_dirs, run_dir / "cost_vs_accuracy.png", label="run")
+    (run_dir / "summary.md").write_text(
+        "# equinas demo: RotMNIST\n\n" + table + f"\n![accuracy against compute]({plot.name})\n"
+    )
     print(table)
-    print(f"reports: {', '.join(str(p / 'report.md') for p in run_dirs)}")
+    print(f"reports: {', '.join(str(p / 'report.md') for p in run_dirs)}; plot: {plot}")
     return table

@@ -4,16 +4,21 @@
 generations give different bytes. ``write_npz`` writes the zip itself with fixed entry
 metadata (1980-01-01 00:00:00, Unix, mode 0644, deflate level 6), so equal arrays give
 equal files. Next to ``name.npz`` it writes ``name.npz.sha256`` in ``sha256sum`` format.
+Writes go through unique temp files and ``os.replace``; ``exclusive_lock`` serialises
+generators of one file across processes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
+import secrets
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -36,12 +41,40 @@ def sidecar_path(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
-def write_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> str:
-    """Write ``arrays`` (in the given key order) reproducibly; returns the file's sha256."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    with zipfile.ZipFile(partial, "w") as archive:
+@contextlib.contextmanager
+def _temp_next_to(path: Path) -> Iterator[tuple[BinaryIO, Path]]:
+    """A new file with a unique name in ``path``'s folder (mode 0666 less the umask), removed
+    unless the caller has renamed it; concurrent writers never share a temp file."""
+    while True:
+        temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.partial")
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        break
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle, temp
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+
+
+def _replace_with(path: Path, write: Callable[[BinaryIO], None]) -> str:
+    """Write a unique temp file, fsync it and rename it onto ``path`` atomically; returns
+    the sha256 of the bytes written."""
+    with _temp_next_to(path) as (handle, temp):
+        write(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+        handle.close()
+        digest = sha256_file(temp)
+        os.replace(temp, path)
+    return digest
+
+
+def _write_archive(handle: BinaryIO, arrays: Mapping[str, np.ndarray]) -> None:
+    with zipfile.ZipFile(handle, "w") as archive:
         for key, array in arrays.items():
             buffer = io.BytesIO()
             np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
@@ -50,10 +83,38 @@ def write_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) ->
             entry.create_system = 3
             entry.external_attr = 0o644 << 16
             archive.writestr(entry, buffer.getvalue(), compresslevel=_LEVEL)
-    os.replace(partial, path)
-    digest = sha256_file(path)
-    sidecar_path(path).write_text(f"{digest}  {path.name}\n")
+
+
+def write_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> str:
+    """Write ``arrays`` (in the given key order) reproducibly; returns the file's sha256.
+
+    Both the file and its sidecar are written to unique temp files and renamed into place
+    (``os.replace``), so concurrent writers and readers never see a partial file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    digest = _replace_with(path, lambda handle: _write_archive(handle, arrays))
+    _replace_with(sidecar_path(path), lambda handle: handle.write(f"{digest}  {path.name}\n".encode()))
     return digest
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive lock on ``.<name>.lock`` next to ``path`` (POSIX ``flock``; a no-op
+    where ``fcntl`` is missing), so concurrent processes generate a cache file one at a time."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: unique temp names still keep writes safe
+        yield
+        return
+    with open(path.with_name(f".{path.name}.lock"), "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def cache_problem(path: str | os.PathLike[str]) -> str | None:

@@ -63,7 +63,7 @@ class _Spec:
 
     build: Callable[..., _Sources]  # (data_dir, **options)
     files: Callable[[DataDir, dict], list[tuple[Path, str | None]]]  # -> (path, known md5)
-    cache: Callable[[dict], Path] | None = None  # options -> cache file
+    cache: Callable[[DataDir, dict], Path] | None = None  # (data_dir, options) -> cache file
     prepare: Callable[[DataDir, dict], Path] | None = None  # -> cache file
 
 
@@ -144,7 +144,7 @@ def _rotmnist(data_dir: DataDir, limit: int | None = None) -> _Sources:
         split: ImageSource.from_arrays(arrays[f"{split}_images"], arrays[f"{split}_labels"])
         for split in ("train", "val", "test")
     }
-    info = {"cache": str(rotmnist.rotmnist_cache_path(limit=limit)), "limit": limit}
+    info = {"cache": str(rotmnist.rotmnist_cache_path(data_dir, limit=limit)), "limit": limit}
     return _Sources(splits, mnist.NUM_CLASSES, None, None, info)
 
 
@@ -174,7 +174,7 @@ _FIXED: dict[str, _Spec] = {
     "rotmnist": _Spec(
         _rotmnist,
         lambda data_dir, options: _idx_files("mnist", data_dir),
-        cache=lambda options: rotmnist.rotmnist_cache_path(limit=options.get("limit")),
+        cache=lambda data_dir, options: rotmnist.rotmnist_cache_path(data_dir, limit=options.get("limit")),
         prepare=lambda data_dir, options: rotmnist.prepare_rotmnist(data_dir, limit=options.get("limit")),
     ),
     **{name: _mnist_spec(partial(_augmented, name), "mnist") for name in SETTINGS},
@@ -283,7 +283,7 @@ def describe_task(name: str, data_dir: DataDir = None, **options: object) -> dic
         "files": [_describe_file(path, md5) for path, md5 in spec.files(data_dir, options)],
     }
     if spec.cache is not None:
-        path = spec.cache(options)
+        path = spec.cache(data_dir, options)
         problem = cache_problem(path)
         report["cache"] = {
             "path": str(path),

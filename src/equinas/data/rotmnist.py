@@ -9,21 +9,25 @@ permutation order, positions 0..9,999 are the training set, 10,000..11,999 valid
 generated, in proportion, so a limited data set is a subset of the full one.
 
 The result is cached as a byte-reproducible ``.npz`` with a sha256 sidecar in ``cache_dir()``;
-a cached file whose checksum does not match is regenerated, with a warning.
+a cached file whose checksum does not match is regenerated, with a warning. The cache name
+includes a fingerprint of the MNIST source files (names and sha256), so other, changed or
+truncated sources never reuse a cache, and the sources must be present to use it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import warnings
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from equinas.data.cache import cache_problem, read_npz, write_npz
+from equinas.data.cache import cache_problem, exclusive_lock, read_npz, sha256_file, write_npz
 from equinas.data.errors import DataError
-from equinas.data.mnist import load_mnist_arrays
+from equinas.data.mnist import load_mnist_arrays, mnist_files
 from equinas.data.paths import cache_dir
 from equinas.data.rotation import rotate_bilinear
 from equinas.data.splits import seeded_rng
@@ -75,23 +79,50 @@ def generate_rotmnist(
     return arrays
 
 
-def rotmnist_cache_path(*, seed: int = SEED, limit: int | None = None) -> Path:
-    """``<cache>/rotmnist-v1-seed{seed}[-limit{limit}].npz``."""
+@lru_cache(maxsize=32)
+def _file_digest(path: Path, size: int, mtime_ns: int) -> str:
+    """sha256 of a file's bytes, memoised per file version (path, size, mtime)."""
+    return sha256_file(path)
+
+
+def source_fingerprint(data_dir: str | os.PathLike[str] | None = None) -> str:
+    """Short id of the MNIST files RotMNIST is generated from: a hash over each file's name
+    and sha256. ``DataNotFoundError`` when they are missing (an explicit ``data_dir`` that
+    does not exist included), so a cache is never used for other or damaged sources."""
+    digest = hashlib.sha256()
+    for split in ("train", "test"):
+        for path in mnist_files("mnist", split, data_dir):
+            stat = path.stat()
+            content = _file_digest(path.resolve(), stat.st_size, stat.st_mtime_ns)
+            digest.update(f"{path.name}:{content}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def rotmnist_cache_path(
+    data_dir: str | os.PathLike[str] | None = None, *, seed: int = SEED, limit: int | None = None
+) -> Path:
+    """``<cache>/rotmnist-v1-seed{seed}[-limit{limit}]-src{fingerprint}.npz``: the key names the
+    recipe version, its parameters and the source files (``source_fingerprint``)."""
     suffix = "" if limit is None else f"-limit{limit}"
-    return cache_dir() / f"rotmnist-v{VERSION}-seed{seed}{suffix}.npz"
+    return cache_dir() / f"rotmnist-v{VERSION}-seed{seed}{suffix}-src{source_fingerprint(data_dir)}.npz"
 
 
 def prepare_rotmnist(
     data_dir: str | os.PathLike[str] | None = None, *, seed: int = SEED, limit: int | None = None
 ) -> Path:
-    """Generate and cache RotMNIST unless a verified cache exists; returns the cache path."""
-    path = rotmnist_cache_path(seed=seed, limit=limit)
-    problem = cache_problem(path)
-    if problem is None:
+    """Generate and cache RotMNIST unless a verified cache of the same sources exists; returns
+    the cache path. Concurrent calls generate it once (a file lock) and never share temp files."""
+    split_counts(limit)  # bad limits fail before any file is touched
+    path = rotmnist_cache_path(data_dir, seed=seed, limit=limit)
+    if cache_problem(path) is None:
         return path
-    if path.exists():
-        warnings.warn(f"{path}: {problem}; regenerating RotMNIST", stacklevel=2)
-    write_npz(path, generate_rotmnist(data_dir, seed=seed, limit=limit))
+    with exclusive_lock(path):
+        problem = cache_problem(path)  # another process may have finished it meanwhile
+        if problem is None:
+            return path
+        if path.exists():
+            warnings.warn(f"{path}: {problem}; regenerating RotMNIST", stacklevel=2)
+        write_npz(path, generate_rotmnist(data_dir, seed=seed, limit=limit))
     return path
 
 

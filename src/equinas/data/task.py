@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import torch
@@ -23,6 +24,15 @@ class Split:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    def fingerprint(self) -> str:
+        """A SHA-256 digest of the shapes, dtypes and values of images and labels."""
+        digest = hashlib.sha256()
+        for tensor in (self.images, self.labels):
+            array = tensor.detach().cpu().contiguous().numpy()
+            digest.update(f"{array.dtype}{array.shape}".encode())
+            digest.update(memoryview(array).cast("B"))
+        return digest.hexdigest()
+
     def subset(self, count: int | None) -> Split:
         """The first ``count`` examples (all when ``count`` is None)."""
         if count is None:
@@ -40,6 +50,10 @@ class TaskData:
     val: Split
     test: Split
     info: dict = field(default_factory=dict)
+
+    def fingerprint(self) -> dict[str, str]:
+        """``{split: Split.fingerprint()}``: identifies exactly the examples a run used."""
+        return {name: getattr(self, name).fingerprint() for name in ("train", "val", "test")}
 
     @property
     def in_channels(self) -> int:

@@ -7,11 +7,14 @@ Requires the optional extra ``equinas[ray]``. Each job becomes one Ray task with
 
 from __future__ import annotations
 
+import importlib
+import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 J = TypeVar("J")
 R = TypeVar("R")
+LOOPBACK = "127.0.0.1"
 
 
 def _import_ray() -> Any:
@@ -26,26 +29,55 @@ class RayExecutor:
     """Executor backed by Ray tasks.
 
     Args:
-        address: ``None`` starts (or joins) a local instance; ``"auto"`` or ``"ray://host:port"``
-            joins a running cluster.
+        address: ``None`` starts a local instance (its services listen on 127.0.0.1 only;
+            ``$RAY_ADDRESS`` joins that cluster instead); ``"auto"`` or ``"ray://host:port"``
+            joins a running cluster (``RuntimeError`` with one line when none is found).
         num_cpus: CPUs of a local instance (ignored when joining a cluster).
-        cpus_per_task: CPUs reserved by each evaluation (torch threads are set to match).
+        cpus_per_task: CPUs reserved by each evaluation (torch threads are set to match);
+            ``ValueError`` when the cluster has fewer CPUs in all (the tasks would never start).
     """
 
     name = "ray"
 
     def __init__(self, address: str | None = None, num_cpus: int | None = None, cpus_per_task: int = 1):
+        for name, value in (("cpus_per_task", cpus_per_task), ("num_cpus", num_cpus)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self._ray = _import_ray()
         self.cpus_per_task = cpus_per_task
         self._started_here = not self._ray.is_initialized()
         if self._started_here:
             kwargs: dict[str, Any] = {"address": address, "include_dashboard": False, "log_to_driver": False}
-            if address is None and num_cpus is not None:
+            local = address is None and not os.environ.get("RAY_ADDRESS")
+            if local and num_cpus is not None:
                 kwargs["num_cpus"] = num_cpus
-            self._ray.init(**kwargs)
+            try:
+                if local:
+                    _init_on_loopback(self._ray, kwargs)
+                else:
+                    self._ray.init(**kwargs)
+            except ConnectionError as err:
+                where = address or os.environ.get("RAY_ADDRESS")
+                reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+                raise RuntimeError(f"cannot join the Ray cluster at {where!r}: {reason}") from None
+        try:
+            self._check_resources()
+        except BaseException:
+            self.close()
+            raise
+
+    def _check_resources(self) -> None:
+        """``ValueError`` when no node could ever run a task (Ray would wait forever)."""
+        total = self._ray.cluster_resources().get("CPU", 0)
+        if self.cpus_per_task > total:
+            raise ValueError(
+                f"each Ray task asks for {self.cpus_per_task} CPUs (--cpus-per-task) but the Ray "
+                f"cluster has {total:g} in all; lower --cpus-per-task or give Ray more CPUs (--ray-cpus)"
+            )
 
     def map(self, fn: Callable[[J, Any], R], jobs: Sequence[J], shared: Any) -> Iterator[tuple[int, R]]:
         ray = self._ray
+        self._check_resources()
         remote = ray.remote(num_cpus=self.cpus_per_task, max_retries=0)(_call_with_threads)
         shared_ref = ray.put(shared)
         pending = {remote.remote(fn, job, shared_ref, self.cpus_per_task): i for i, job in enumerate(jobs)}
@@ -57,6 +89,29 @@ class RayExecutor:
     def close(self) -> None:
         if self._started_here and self._ray.is_initialized():
             self._ray.shutdown()
+
+
+def _init_on_loopback(ray: Any, kwargs: dict[str, Any]) -> None:
+    """Start a local Ray instance whose services listen on 127.0.0.1 only.
+
+    ``ray.init(_node_ip_address="127.0.0.1")`` alone is not enough in Ray 2.x on Linux: it
+    rewrites loopback addresses to the machine's outward IP unless
+    ``ray_constants.ENABLE_RAY_CLUSTER`` is off (Ray's own mode for single-machine use on
+    macOS and Windows), so that switch is turned off for the duration of ``init``.
+    """
+    kwargs = {**kwargs, "_node_ip_address": LOOPBACK}
+    try:
+        constants = importlib.import_module("ray._private.ray_constants")
+    except ImportError:  # pragma: no cover - a Ray without the switch
+        constants = None
+    previous = getattr(constants, "ENABLE_RAY_CLUSTER", None)
+    if previous is not None:
+        constants.ENABLE_RAY_CLUSTER = False
+    try:
+        ray.init(**kwargs)
+    finally:
+        if previous is not None:
+            constants.ENABLE_RAY_CLUSTER = previous
 
 
 def _call_with_threads(fn: Callable[[Any, Any], Any], job: Any, shared: Any, threads: int) -> Any:

@@ -20,12 +20,17 @@ reflections by increasing ``rot``; the identity always comes first.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
+
+MAX_ROTATION_ORDER = 1024
+"""Largest ``N`` of C_N and D_N accepted: layers build tables quadratic in the group order,
+so larger groups are refused up front (``ValueError``) instead of taking hours."""
 
 
 class Element(NamedTuple):
@@ -50,6 +55,23 @@ def _sort_key(e: Element) -> tuple[int, int]:
     return (e.flip, e.rot)
 
 
+def _is_closed(elements: list[Element], n: int) -> bool:
+    """Whether distinct elements (reduced mod ``n``) form a group, in linear time.
+
+    A finite set of planar maps is a group exactly when its rotations are the multiples of
+    one step ``d`` dividing ``n`` (a subgroup of Z_n) and its mirrors are empty or one coset
+    of those rotations: ``(1, a)(0, r) = (1, a - r)`` and ``(1, a)(1, b) = (0, a - b)``.
+    """
+    rotations = [e.rot for e in elements if not e.flip]
+    mirrors = [e.rot for e in elements if e.flip]
+    step = math.gcd(n, *rotations)
+    if len(rotations) != n // step:  # all are multiples of step; distinct, so all multiples
+        return False
+    if not mirrors:
+        return True
+    return len(mirrors) == len(rotations) and all((m - mirrors[0]) % step == 0 for m in mirrors)
+
+
 class PlanarGroup:
     """A finite subgroup of O(2) given by its elements at a common resolution ``n``.
 
@@ -61,16 +83,21 @@ class PlanarGroup:
     def __init__(self, elements: Iterable[Element | tuple[int, int]], n: int):
         if n < 1:
             raise ValueError(f"resolution n must be >= 1, got {n}")
-        elems = sorted({Element(int(f), int(r) % n) for f, r in elements}, key=_sort_key)
+        distinct = {Element(int(f), int(r) % n) for f, r in elements}
+        if len(distinct) > 2 * MAX_ROTATION_ORDER:
+            raise ValueError(
+                f"groups of order above {2 * MAX_ROTATION_ORDER} are not supported "
+                f"(C_N and D_N with N <= {MAX_ROTATION_ORDER})"
+            )
+        elems = sorted(distinct, key=_sort_key)
         if not elems or elems[0] != Element(0, 0):
             raise ValueError("a group must contain the identity (0, 0)")
+        if not _is_closed(elems, n):
+            shown = elems if len(elems) <= 16 else [*elems[:16], "..."]
+            raise ValueError(f"elements {shown} are not closed under composition")
         self.n = n
         self.elements: tuple[Element, ...] = tuple(elems)
         self._index = {e: i for i, e in enumerate(self.elements)}
-        for a in self.elements:
-            for b in self.elements:
-                if compose(a, b, n) not in self._index:
-                    raise ValueError(f"elements {self.elements} are not closed under composition")
 
     @cached_property
     def name(self) -> str:

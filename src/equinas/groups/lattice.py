@@ -6,14 +6,24 @@ import re
 from collections.abc import Iterable, Sequence
 from math import lcm
 
-from equinas.groups.group import Element, PlanarGroup
+from equinas.groups.group import MAX_ROTATION_ORDER, Element, PlanarGroup
 
 _NAME = re.compile(r"^\s*([CD])(\d+)(?:\[axis=(\d+)\])?\s*$")
 NAME_FORMS = "'C<N>', 'D<N>' or 'D<N>[axis=<k>]' (e.g. 'C4', 'D4', 'D1[axis=1]')"
 
 
+def _check_order(kind: str, order: int) -> None:
+    if order > MAX_ROTATION_ORDER:
+        raise ValueError(
+            f"{kind}{order} is too large: groups up to {kind}{MAX_ROTATION_ORDER} are supported "
+            "(layers build tables quadratic in the group order)"
+        )
+
+
 def cyclic(order: int, n: int | None = None) -> PlanarGroup:
-    """C_order: rotations by multiples of 2*pi/order, written at resolution ``n``."""
+    """C_order: rotations by multiples of 2*pi/order, written at resolution ``n``
+    (``order <= MAX_ROTATION_ORDER``)."""
+    _check_order("C", order)
     n = order if n is None else n
     if order < 1 or n % order:
         raise ValueError(f"C{order} needs order >= 1 dividing the resolution, got n={n}")
@@ -23,6 +33,7 @@ def cyclic(order: int, n: int | None = None) -> PlanarGroup:
 
 def dihedral(order: int, axis: int = 0, n: int | None = None) -> PlanarGroup:
     """D_order: C_order plus the mirrors ``R^(axis + j*n/order) F`` (see PlanarGroup.axis)."""
+    _check_order("D", order)
     n = order if n is None else n
     if order < 1 or n % order:
         raise ValueError(f"D{order} needs order >= 1 dividing the resolution, got n={n}")
@@ -43,7 +54,8 @@ def parse_group(name: str | PlanarGroup, ambient: str | PlanarGroup | None = Non
 
     With ``ambient`` the group is written at the ambient's resolution and must be one of its
     subgroups; without it the resolution is the group's own rotation order.
-    Raises ``ValueError`` with the accepted forms for unknown names.
+    Raises ``ValueError`` with the accepted forms for unknown names, and for orders above
+    ``MAX_ROTATION_ORDER`` (1024).
     """
     amb = None if ambient is None else parse_group(ambient)
     if isinstance(name, PlanarGroup):
@@ -54,6 +66,7 @@ def parse_group(name: str | PlanarGroup, ambient: str | PlanarGroup | None = Non
     kind, order, axis = match.group(1), int(match.group(2)), int(match.group(3) or 0)
     if order < 1:
         raise ValueError(f"unknown group name {name!r}: the order must be >= 1")
+    _check_order(kind, order)
     if kind == "C" and match.group(3) is not None:
         raise ValueError(f"unknown group name {name!r}: cyclic groups have no axis")
     n = order if amb is None else amb.n

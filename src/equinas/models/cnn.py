@@ -84,6 +84,7 @@ class EquivariantCNN(nn.Module):
             raise ValueError(
                 f"EquivariantCNN expects images [B, {self.spec.in_channels}, H, W], got {tuple(x.shape)}"
             )
+        self.spec.check_input_size(x.shape[-2], x.shape[-1])
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Output of every block, each ``[B, C_l, |G|, H_l, W_l]``."""

@@ -121,9 +121,10 @@ class ArchSpec:
             where = f"layers[{i}]"
             if layer.kind not in LAYER_KINDS:
                 raise SpecError(f"{where}.kind: unknown kind {layer.kind!r}; known: {sorted(LAYER_KINDS)}")
-            if not isinstance(layer.channels, int) or layer.channels < 1:
+            if isinstance(layer.channels, bool) or not isinstance(layer.channels, int) or layer.channels < 1:
                 raise SpecError(f"{where}.channels: expected a positive integer, got {layer.channels!r}")
-            if not isinstance(layer.kernel_size, int) or layer.kernel_size < 1 or layer.kernel_size % 2 == 0:
+            size = layer.kernel_size
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1 or size % 2 == 0:
                 raise SpecError(
                     f"{where}.kernel_size: expected a positive odd integer, got {layer.kernel_size!r}"
                 )
@@ -150,6 +151,25 @@ class ArchSpec:
             raise SpecError(f"head.hidden: expected a positive integer or null, got {head.hidden!r}")
         if not 0.0 <= head.dropout < 1.0:
             raise SpecError(f"head.dropout: expected a value in [0, 1), got {head.dropout!r}")
+
+    def check_input_size(self, height: int, width: int) -> tuple[int, int]:
+        """Spatial size of the last block's maps for ``height x width`` inputs.
+
+        ``SpecError`` naming ``pools_after`` when a 2x2 pool would get a map smaller than 2x2
+        (the network would fail mid-run, or pool to nothing).
+        """
+        h, w = height, width
+        for i, layer in enumerate(self.layers):
+            if not layer.pool:
+                continue
+            if h < 2 or w < 2:
+                pools = sum(1 for layer in self.layers if layer.pool)
+                raise SpecError(
+                    f"pools_after: the 2x2 pool after layer {i} gets a {h}x{w} map; {pools} pools are "
+                    f"too many for {height}x{width} inputs (each halves the size)"
+                )
+            h, w = h // 2, w // 2
+        return h, w
 
     # -- (de)serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -209,12 +229,39 @@ class ArchSpec:
         return [layer.group if layer.group is not None else "mixed" for layer in self.layers]
 
 
+PAPER_POOLS = (2, 4)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_layout(widths: Any, pools_after: Any) -> None:
+    """``widths`` positive integers, ``pools_after`` distinct indices of existing layers."""
+    if not widths:
+        raise SpecError("widths: a network needs at least one layer")
+    for i, width in enumerate(widths):
+        if not _is_int(width) or width < 1:
+            raise SpecError(
+                f"widths: expected positive integers (ambient channels per layer), got {width!r} "
+                f"for layer {i}"
+            )
+    last = len(widths) - 1
+    for index in pools_after:
+        if not _is_int(index) or not 0 <= index <= last:
+            raise SpecError(
+                f"pools_after: layer {index!r} does not exist; the {len(widths)} layers are 0..{last}"
+            )
+    if len(set(pools_after)) != len(pools_after):
+        raise SpecError(f"pools_after: a layer is listed twice in {tuple(pools_after)}")
+
+
 def backbone(
     group: str | list[str],
     *,
     ambient: str = "D4",
     widths: tuple[int, ...] = (16, 16, 16, 16, 32, 32, 32, 32),
-    pools_after: tuple[int, ...] = (2, 4),
+    pools_after: tuple[int, ...] | None = None,
     kernel_size: int = 5,
     basis: str = "auto",
     in_channels: int = 1,
@@ -231,7 +278,10 @@ def backbone(
     comparable across groups: ``'channels'`` keeps ``channels*|ambient|`` conv channels
     (the paper's rule; parameters grow as |ambient|/|H|), ``'params'`` scales each layer's
     ambient channels by ``sqrt(|H|/|ambient|)`` so parameter counts stay about equal.
-    2x2 max pools follow the blocks listed in ``pools_after`` (28 -> 14 -> 7 keeps rotations exact).
+    2x2 max pools follow the blocks listed in ``pools_after`` (28 -> 14 -> 7 keeps rotations exact);
+    the default ``None`` is the paper's ``(2, 4)``, less the blocks a shorter network lacks.
+    ``widths`` must be positive and an explicit ``pools_after`` must name existing layers
+    (``SpecError``); ``ArchSpec.check_input_size`` checks the pools against an image size.
     ``basis`` parametrises every kernel (``pixel``, ``harmonic`` or ``auto``: harmonic for
     ambient groups with 45-degree-like elements, see ``equinas.nn.basis``).
     """
@@ -240,6 +290,9 @@ def backbone(
         basis = resolve_basis_name(basis, amb)
     except ValueError as err:
         raise SpecError(f"basis: {err}") from None
+    if pools_after is None:
+        pools_after = tuple(i for i in PAPER_POOLS if i < len(widths))
+    _check_layout(widths, pools_after)
     per_layer = [group] * len(widths) if isinstance(group, str) else list(group)
     if len(per_layer) != len(widths):
         raise SpecError(f"{len(per_layer)} groups for {len(widths)} layers")

@@ -13,6 +13,7 @@ Shapes (``C`` ambient channels, ``|G|`` ambient order):
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +25,19 @@ from equinas.nn.cache import CachedFilter
 from equinas.nn.expansion import FilterExpansion
 
 
+def check_count(name: str, value: object) -> None:
+    """``value`` must be a positive integer (``bool`` and ``float`` are refused, ``TypeError``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+
+
 def check_kernel_size(kernel_size: int) -> None:
+    if isinstance(kernel_size, bool) or not isinstance(kernel_size, numbers.Integral):
+        raise TypeError(
+            f"kernel_size must be a positive odd integer, got {type(kernel_size).__name__} {kernel_size!r}"
+        )
     if kernel_size < 1 or kernel_size % 2 == 0:
         raise ValueError(
             f"kernel_size must be a positive odd number (even kernels have no centre pixel "
@@ -61,12 +74,12 @@ class ConvBase(CachedFilter):
     ):
         super().__init__()
         check_kernel_size(kernel_size)
-        if in_channels < 1 or out_channels < 1:
-            raise ValueError(f"channel counts must be >= 1, got {in_channels} -> {out_channels}")
+        check_count("in_channels", in_channels)
+        check_count("out_channels", out_channels)
         self.in_channels, self.out_channels, self.kernel_size = (
-            in_channels,
-            out_channels,
-            kernel_size,
+            int(in_channels),
+            int(out_channels),
+            int(kernel_size),
         )
         self.ambient, self.lifting = ambient, lifting
         self.basis = kernel_basis(basis, kernel_size, ambient)
@@ -101,7 +114,8 @@ class ConvBase(CachedFilter):
     def conv_with(self, x: torch.Tensor, filt: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         """Convolve ambient-layout ``x`` with an expanded filter; returns ``[B, C_out, |G|, H, W]``."""
         batch, height, width = x.shape[0], x.shape[-2], x.shape[-1]
-        out = F.conv2d(x.reshape(batch, -1, height, width), filt, bias, padding=self.kernel_size // 2)
+        planes = math.prod(x.shape[1:-2])  # explicit: reshape cannot infer -1 for an empty batch
+        out = F.conv2d(x.reshape(batch, planes, height, width), filt, bias, padding=self.kernel_size // 2)
         return out.reshape(batch, self.out_channels, self.ambient.order, height, width)
 
     def export(self) -> nn.Conv2d:

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from equinas.groups import PlanarGroup
-from equinas.nn.conv import resolve_groups
+from equinas.nn.conv import check_count, resolve_groups
 from equinas.nn.expansion import FilterExpansion
 
 
@@ -30,6 +30,7 @@ class GroupBatchNorm(nn.Module):
         momentum: float | None = 0.1,
     ):
         super().__init__()
+        check_count("channels", channels)
         self.ambient, self.group = resolve_groups(group, ambient)
         self.channels, self.eps, self.momentum = channels, eps, momentum
         self.expansion = FilterExpansion(self.ambient, self.group, 1, lifting=True)

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from equinas.nn.conv import check_count
+
 POOLS = ("max", "mean")
 
 
@@ -35,6 +37,7 @@ class SpatialPool(nn.Module):
 
     def __init__(self, kernel: int = 2, mode: str = "max"):
         super().__init__()
+        check_count("kernel", kernel)
         self.kernel, self.mode = kernel, _check_pool(mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -96,6 +99,10 @@ class InvariantHead(nn.Module):
         dropout: float = 0.0,
     ):
         super().__init__()
+        check_count("channels", channels)
+        check_count("num_classes", num_classes)
+        if hidden is not None:
+            check_count("hidden", hidden)
         self.group_pool = GroupPool(group_pool)
         self.spatial_pool = _check_pool(spatial_pool)
         self.channels = channels

@@ -204,6 +204,3 @@ class ConstraintRelaxedConv(_ConstrainedBase):
 
     def regularization_loss(self) -> torch.Tensor:
         return self.penalty * (self.free.norm() + self.lie_derivative())
-
-    def _parameter_key(self) -> tuple:
-        return (*super()._parameter_key(), float(self.theta))

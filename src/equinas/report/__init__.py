@@ -6,8 +6,20 @@ from pathlib import Path
 
 from equinas.groups import subgroups
 from equinas.report import plots
-from equinas.report.tables import candidates_table, comparison_table, run_summary
+from equinas.report.tables import candidates_table, comparison_table, grouped_runs, run_summary
 from equinas.search.records import RunDirectory
+
+
+def comparison_plot(run_dirs: list[str | Path], path: str | Path, label: str = "method") -> Path:
+    """``cost_vs_accuracy``: the anytime curves of finished runs, one colour per method (or
+    per run name without its seed suffix, ``label="run"``), one panel per task and split."""
+    groups = grouped_runs(run_dirs, label)
+    tasks = sorted({task for task, _ in groups})
+    runs = {
+        (key if len(tasks) == 1 else f"{task}: {key}"): [RunDirectory(s["run"]).records() for s in summaries]
+        for (task, key), summaries in groups.items()
+    }
+    return plots.cost_vs_accuracy(runs, Path(path), "accuracy against compute: " + ", ".join(tasks))
 
 
 def write_report(run_dir: str | Path) -> dict[str, Path]:
@@ -31,11 +43,16 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     if "alpha" in extras:
         files["alpha"] = plots.alpha_trajectories(extras["alpha"], out_dir / "alpha_trajectories.png", title)
     best = summary["best"]
+    cost = summary["total_cost"]
+    diverged = sum(not r.ok for r in records)
     lines = [
         f"# {title}",
         "",
-        f"- run: `{run.path}` (seed {summary['seed']}, {len(records)} candidates, "
-        f"{summary['wall_time']:.0f} s)",
+        f"- run: `{run.path}` (seed {summary['seed']}, {len(records)} candidates"
+        + (f", {diverged} diverged" if diverged else "")
+        + f", {summary['wall_time']:.0f} s wall time)",
+        f"- cost: {cost.total_flops / 1e12:.3g}e12 multiply-adds ({cost.train_images:,} training images, "
+        f"{cost.eval_images:,} evaluated), {cost.train_seconds:.0f} s of evaluations",
         f"- best: `{best.candidate_id}` groups `{' '.join(best.groups)}`, params {best.params:,}, "
         f"val {100 * (best.val_acc or 0):.2f} %, test {100 * (best.test_acc or 0):.2f} %",
     ]
@@ -57,4 +74,4 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     return files
 
 
-__all__ = ["candidates_table", "comparison_table", "write_report"]
+__all__ = ["candidates_table", "comparison_plot", "comparison_table", "write_report"]

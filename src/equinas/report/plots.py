@@ -13,13 +13,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
+from equinas.report.tables import TERA  # noqa: E402
 from equinas.search.records import CandidateRecord  # noqa: E402
 from equinas.search.selection import pareto_fronts  # noqa: E402
+from equinas.train.cost import Cost  # noqa: E402
 
 
 def accuracy_vs_parameters(records: Sequence[CandidateRecord], path: Path, title: str) -> Path:
     """Validation accuracy against parameter count; the Pareto front is drawn as a step line."""
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    records = [r for r in records if r.ok]
     front = pareto_fronts(records)[0]
     front_ids = {r.candidate_id for r in front}
     others = [r for r in records if r.candidate_id not in front_ids]
@@ -113,6 +116,51 @@ def alpha_trajectories(points: list[dict[str, Any]], path: Path, title: str) -> 
     fig.legend(handles, labels, loc="lower center", ncol=min(len(groups), 10), fontsize=7, frameon=False)
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
+def anytime_curve(records: Sequence[CandidateRecord]) -> list[tuple[float, float, float]]:
+    """``(cumulative cost, best-so-far val acc, test acc of that candidate)`` after every
+    record, in the order the records were stored (cost: ``total_flops``)."""
+    points, spent, best = [], 0.0, None
+    for r in records:
+        spent += Cost.from_dict(r.cost).total_flops
+        if r.ok and r.val_acc is not None and (best is None or r.val_acc > best.val_acc):
+            best = r
+        if best is not None:
+            points.append((spent, best.val_acc, best.test_acc or 0.0))
+    return points
+
+
+def cost_vs_accuracy(runs: dict[str, list[Sequence[CandidateRecord]]], path: Path, title: str) -> Path:
+    """Best-so-far validation and test accuracy against cumulative compute, one colour per
+    label (``runs[label]`` holds the records of each of its runs, e.g. one per seed); runs of
+    a single candidate (fixed networks) are points."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), sharex=True)
+    colors = plt.get_cmap("tab10" if len(runs) <= 10 else "tab20")
+    for k, (label, seeds) in enumerate(sorted(runs.items())):
+        for s, records in enumerate(seeds):
+            curve = anytime_curve(records)
+            if not curve:
+                continue
+            cost = [c / TERA for c, _, _ in curve]
+            for panel, ax in enumerate(axes):
+                acc = [100 * point[panel + 1] for point in curve]
+                style = {"color": colors(k), "label": label if s == 0 else None}
+                if len(curve) == 1:
+                    ax.scatter(cost, acc, marker="D", s=30, **style)
+                else:
+                    ax.step(cost, acc, where="post", alpha=0.8, **style)
+    for ax, name in zip(axes, ("validation", "test"), strict=True):
+        ax.set_xscale("log")
+        ax.set_xlabel("cumulative compute (1e12 multiply-adds, log scale)")
+        ax.set_ylabel(f"{name} accuracy of the best-so-far candidate (%)")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, loc="lower right")
+    fig.suptitle(title)
+    fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
     return path

@@ -9,6 +9,9 @@ from typing import Any
 
 from equinas.search.records import CandidateRecord, RunDirectory
 from equinas.search.selection import pareto_fronts
+from equinas.train.cost import Cost
+
+TERA = 1e12
 
 
 def _pct(value: float | None) -> str:
@@ -22,18 +25,21 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def candidates_table(records: Sequence[CandidateRecord], limit: int | None = None) -> str:
-    """Candidates sorted by validation accuracy, Pareto-optimal ones marked with ``*``."""
-    front = {r.candidate_id for r in pareto_fronts(records)[0]} if records else set()
-    ordered = sorted(records, key=lambda r: (-(r.val_acc or 0.0), r.params, r.candidate_id))[:limit]
+    """Candidates sorted by validation accuracy, Pareto-optimal ones marked with ``*``;
+    diverged candidates last, marked ``(diverged)``."""
+    usable = [r for r in records if r.ok]
+    front = {r.candidate_id for r in pareto_fronts(usable)[0]} if usable else set()
+    ordered = sorted(records, key=lambda r: (not r.ok, -(r.val_acc or 0.0), r.params, r.candidate_id))[:limit]
     rows = [
         [
-            r.candidate_id + (" *" if r.candidate_id in front else ""),
+            r.candidate_id + (" *" if r.candidate_id in front else "") + ("" if r.ok else " (diverged)"),
             " ".join(r.groups),
             f"{r.params:,}",
             _pct(r.val_acc),
             _pct(r.test_acc),
             f"{r.equivariance.get('output', float('nan')):.2g}" if r.equivariance else "-",
             f"{r.lineage_epochs:g}",
+            f"{Cost.from_dict(r.cost).total_flops / TERA:.3g}",
             f"{r.time_s:.1f}",
         ]
         for r in ordered
@@ -46,6 +52,7 @@ def candidates_table(records: Sequence[CandidateRecord], limit: int | None = Non
         "test acc %",
         "inv. error",
         "epochs",
+        "cost 1e12 MAC",
         "time s",
     ]
     return markdown_table(header, rows)
@@ -63,6 +70,7 @@ def run_summary(run: RunDirectory) -> dict[str, Any]:
         "seed": meta["seed"],
         "best": best,
         "wall_time": result.get("wall_time", 0.0),
+        "total_cost": Cost.from_dict(result.get("total_cost")),
         "extras": result.get("extras", {}),
     }
 
@@ -76,22 +84,33 @@ def _mean_std(values: Sequence[float]) -> str:
     return f"{100 * mean:.2f} ± {100 * statistics.stdev(values):.2f}"
 
 
-def comparison_table(run_dirs: Sequence[str | Path], label: str = "method") -> str:
-    """Test accuracy (mean ± std over runs) of each method's best candidate, per task.
+def run_label(summary: dict[str, Any], label: str) -> str:
+    """A run's row in a comparison: its method, or its folder name without ``-seed<k>``."""
+    return summary["method"] if label == "method" else Path(summary["run"]).name.rsplit("-seed", 1)[0]
 
-    ``label`` groups runs by ``"method"`` or by ``"run"`` name without its seed suffix.
-    """
+
+def grouped_runs(run_dirs: Sequence[str | Path], label: str = "method") -> dict[tuple[str, str], list[dict]]:
+    """``{(task, label): [run_summary, ...]}`` of finished runs."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for path in run_dirs:
         summary = run_summary(RunDirectory(path))
-        key = summary["method"] if label == "method" else Path(path).name.rsplit("-seed", 1)[0]
-        groups.setdefault((summary["task"], key), []).append(summary)
+        groups.setdefault((summary["task"], run_label(summary, label)), []).append(summary)
+    return dict(sorted(groups.items()))
+
+
+def comparison_table(run_dirs: Sequence[str | Path], label: str = "method") -> str:
+    """Test accuracy (mean ± std over runs) of each method's best candidate, per task, with
+    the mean compute of a whole run (``total_cost.total_flops``, in 1e12 multiply-adds).
+
+    ``label`` groups runs by ``"method"`` or by ``"run"`` name without its seed suffix.
+    """
     rows = []
-    for (task, key), runs in sorted(groups.items()):
+    for (task, key), runs in grouped_runs(run_dirs, label).items():
         tests = [r["best"].test_acc for r in runs if r["best"].test_acc is not None]
         vals = [r["best"].val_acc for r in runs if r["best"].val_acc is not None]
         params = statistics.fmean(r["best"].params for r in runs)
         times = statistics.fmean(r["wall_time"] for r in runs)
+        flops = statistics.fmean(r["total_cost"].total_flops for r in runs)
         groups_seen = sorted({" ".join(r["best"].groups) for r in runs})
         rows.append(
             [
@@ -101,6 +120,7 @@ def comparison_table(run_dirs: Sequence[str | Path], label: str = "method") -> s
                 _mean_std(tests),
                 _mean_std(vals),
                 f"{params:,.0f}",
+                f"{flops / TERA:.3g}",
                 f"{times:.0f}",
                 "; ".join(groups_seen),
             ]
@@ -112,6 +132,7 @@ def comparison_table(run_dirs: Sequence[str | Path], label: str = "method") -> s
         "test acc % (mean ± std)",
         "val acc %",
         "params",
+        "cost 1e12 MAC",
         "time s",
         "groups per layer",
     ]

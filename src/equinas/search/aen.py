@@ -261,6 +261,8 @@ class DQNSettings:
             raise ValueError(f"gamma must be in [0, 1), got {self.gamma}")
         if self.q_lr <= 0 or (self.epsilon_scale is not None and self.epsilon_scale <= 0):
             raise ValueError("q_lr and epsilon_scale must be positive")
+        if not math.isfinite(self.q_lr) or not math.isfinite(self.epsilon_scale or 1.0):
+            raise ValueError(f"q_lr and epsilon_scale must be finite, got {self.q_lr}, {self.epsilon_scale}")
 
 
 @dataclass(frozen=True)

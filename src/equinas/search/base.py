@@ -8,8 +8,7 @@ in the run directory as it arrives, and skips candidates that a killed run alrea
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -21,6 +20,7 @@ from equinas.models import ArchSpec, backbone
 from equinas.search.evaluate import CandidateJob, candidate_seed, run_candidate
 from equinas.search.records import CandidateRecord, RunDirectory
 from equinas.train import TrainConfig
+from equinas.train.cost import Cost
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,11 @@ class BackboneSettings:
 
 @dataclass
 class SearchContext:
-    """What a search runs on: data, backbone, per-candidate training, executor, run directory."""
+    """What a search runs on: data, backbone, per-candidate training, executor, run directory.
+
+    ``data_settings`` says how ``data`` was loaded (sizes, folder, task options); it is
+    recorded with a fingerprint of the splits, and a resume with other data is refused.
+    """
 
     task: str
     data: TaskData
@@ -67,6 +71,7 @@ class SearchContext:
     run: RunDirectory
     seed: int = 0
     progress: bool = True
+    data_settings: dict[str, Any] = field(default_factory=dict)
 
     def train_dict(self, **changes: Any) -> dict[str, Any]:
         return {**self.train.to_dict(), **changes}
@@ -74,7 +79,12 @@ class SearchContext:
 
 @dataclass
 class SearchResult:
-    """The outcome: the best candidate (by validation accuracy) and every record."""
+    """The outcome: the best candidate (by validation accuracy) and every record.
+
+    ``total_cost`` sums the ``cost`` of every candidate (training, architecture steps,
+    batch-norm recalibration and evaluations); ``wall_time`` is the wall time of every
+    session of the search.
+    """
 
     method: str
     best: CandidateRecord
@@ -82,11 +92,17 @@ class SearchResult:
     extras: dict[str, Any] = field(default_factory=dict)
     wall_time: float = 0.0
 
+    @property
+    def total_cost(self) -> Cost:
+        return Cost.total([Cost.from_dict(r.cost) for r in self.candidates])
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "method": self.method,
             "best": self.best.to_dict(),
             "num_candidates": len(self.candidates),
+            "num_diverged": sum(not r.ok for r in self.candidates),
+            "total_cost": self.total_cost.to_dict(),
             "wall_time": self.wall_time,
             "extras": self.extras,
         }
@@ -99,23 +115,27 @@ class SearchMethod(Protocol):
 
 
 def best_of(records: Sequence[CandidateRecord]) -> CandidateRecord:
-    """Highest validation accuracy; ties go to fewer parameters, then to the id."""
-    if not records:
-        raise ValueError("no candidates were evaluated")
-    return max(records, key=lambda r: (r.val_acc or 0.0, -r.params, r.candidate_id))
+    """Highest validation accuracy among the candidates that trained without diverging;
+    ties go to fewer parameters, then to the id."""
+    usable = [r for r in records if r.ok]
+    if not usable:
+        detail = f" ({len(records)} diverged; try a lower --lr or --grad-clip)" if records else ""
+        raise ValueError(f"no candidate was evaluated successfully{detail}")
+    return max(usable, key=lambda r: (r.val_acc or 0.0, -r.params, r.candidate_id))
 
 
 class Evaluator:
     """Runs jobs through the executor, persisting each record as it arrives.
 
     Records already in the run directory (a resumed run) are reused instead of recomputed,
-    as long as their weights are stored when the job asks for them.
+    as long as their weights are stored when the job asks for them. ``evaluated`` lists every
+    record of the search, in the order the method asked for them.
     """
 
     def __init__(self, ctx: SearchContext, method: str):
         self.ctx, self.method = ctx, method
         self.done = {r.candidate_id: r for r in ctx.run.records()}
-        self.evaluated: list[CandidateRecord] = list(self.done.values())
+        self.evaluated: list[CandidateRecord] = []
 
     def job(self, candidate_id: str, spec: ArchSpec | dict[str, Any], **kwargs: Any) -> CandidateJob:
         """A job for ``candidate_id`` with the context's training settings (override via ``train=``)."""
@@ -124,6 +144,10 @@ class Evaluator:
         seed = candidate_seed(self.ctx.seed, candidate_id)
         return CandidateJob(candidate_id, self.method, spec_dict, train, seed, **kwargs)
 
+    def _store(self, record: CandidateRecord) -> None:
+        self.ctx.run.append(record)
+        self.done[record.candidate_id] = record
+
     def evaluate(self, jobs: Sequence[CandidateJob], label: str = "") -> list[CandidateRecord]:
         """Records of ``jobs`` in the same order."""
         run = self.ctx.run
@@ -131,7 +155,9 @@ class Evaluator:
         todo = []
         for i, job in enumerate(jobs):
             cached = self.done.get(job.candidate_id)
-            if cached is not None and (not job.return_state or run.has_state(job.candidate_id)):
+            if cached is not None and (
+                not job.return_state or not cached.ok or run.has_state(job.candidate_id)
+            ):
                 results[i] = cached
             else:
                 todo.append(i)
@@ -146,19 +172,30 @@ class Evaluator:
         for j, outcome in self.ctx.executor.map(run_candidate, pending, self.ctx.data):
             if outcome.state is not None:
                 run.save_state(outcome.record.candidate_id, outcome.state)
-            run.append(outcome.record)
-            self.done[outcome.record.candidate_id] = outcome.record
-            self.evaluated.append(outcome.record)
+            self._store(outcome.record)
             results[todo[j]] = outcome.record
             bar.update(1)
             bar.set_postfix(best_val=f"{max((r.val_acc or 0) for r in results.values()):.3f}")
         bar.close()
-        return [results[i] for i in range(len(jobs))]
+        ordered = [results[i] for i in range(len(jobs))]
+        self.evaluated.extend(ordered)
+        return ordered
+
+    def evaluate_here(self, candidate_id: str, compute: Callable[[], CandidateRecord]) -> CandidateRecord:
+        """A record computed in this process by ``compute()`` (e.g. scoring a network without
+        training it), stored like every other record, and reused on resume."""
+        record = self.done.get(candidate_id)
+        if record is None:
+            record = compute()
+            self._store(record)
+        self.evaluated.append(record)
+        return record
 
 
 def finish(ctx: SearchContext, result: SearchResult) -> SearchResult:
     """Write result.json, best_spec.json and candidates.csv; mark the run done."""
     run = ctx.run
+    result.wall_time = run.elapsed()
     run.write_json("result.json", result.to_dict())
     run.write_json("best_spec.json", result.best.spec)
     run.write_csv(result.candidates)
@@ -172,6 +209,7 @@ def run_search(method: SearchMethod, ctx: SearchContext, resume: bool = False) -
     meta = {
         "method": method.name,
         "task": ctx.task,
+        "data": {**ctx.data_settings, "fingerprint": ctx.data.fingerprint()},
         "settings": settings,
         "backbone": asdict(ctx.backbone),
         "train": ctx.train.to_dict(),
@@ -179,7 +217,4 @@ def run_search(method: SearchMethod, ctx: SearchContext, resume: bool = False) -
         "executor": ctx.executor.name,
     }
     ctx.run.create(meta, resume)
-    start = time.perf_counter()
-    result = method.run(ctx)
-    result.wall_time = time.perf_counter() - start
-    return finish(ctx, result)
+    return finish(ctx, method.run(ctx))

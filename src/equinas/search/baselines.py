@@ -32,11 +32,32 @@ class FixedGroups:
     def __init__(self, settings: FixedSettings | None = None):
         self.settings = settings or FixedSettings()
 
+    def groups(self, ctx: SearchContext) -> list[str]:
+        return list(self.settings.groups)
+
     def run(self, ctx: SearchContext) -> SearchResult:
         ev = Evaluator(ctx, self.name)
-        jobs = [ev.job(f"fixed-{g}", ctx.backbone.spec(ctx.data, g)) for g in self.settings.groups]
+        # candidate ids (hence seeds) depend on the group only: fixed-C4 of a grid is fixed-C4
+        jobs = [ev.job(f"fixed-{g}", ctx.backbone.spec(ctx.data, g)) for g in self.groups(ctx)]
         records = ev.evaluate(jobs, label="fixed G-CNNs")
         return SearchResult(self.name, best_of(records), records)
+
+
+@dataclass(frozen=True)
+class GridSettings:
+    """The grid has no settings: it trains one network per subgroup of the ambient group."""
+
+
+class GridSearch(FixedGroups):
+    """Grid: one fixed G-CNN per subgroup of the ambient lattice, the best by validation accuracy."""
+
+    name: ClassVar[str] = "grid"
+
+    def __init__(self, settings: GridSettings | None = None):
+        self.settings = settings or GridSettings()
+
+    def groups(self, ctx: SearchContext) -> list[str]:
+        return [g.name for g in subgroups(ctx.backbone.ambient)]
 
 
 @dataclass(frozen=True)

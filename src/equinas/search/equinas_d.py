@@ -14,35 +14,59 @@ discretized networks by validation accuracy is the search's result.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 
-from equinas.groups import subgroups
 from equinas.models import build_model, describe_layers
 from equinas.search.base import Evaluator, SearchContext, SearchResult, best_of
 from equinas.search.evaluate import candidate_seed, measure_equivariance
 from equinas.search.records import CandidateRecord
+from equinas.search.space import search_space, space_names
 from equinas.train import evaluate
+from equinas.train.cost import ComputeMeter
+from equinas.train.norm_stats import recalibrate_batch_norm
+from equinas.train.rng import derived_generator
 
 
 @dataclass(frozen=True)
 class EquiNASDSettings:
-    """``prior > 0`` starts ``alpha`` at 0 for the ambient group and ``-prior`` for the rest."""
+    """``prior > 0`` starts ``alpha`` at 0 for the ambient group and ``-prior`` for the rest.
+
+    ``groups`` are the candidates of every mixed layer (default: the whole subgroup lattice of
+    the ambient group; ``("paper",)``: the paper's {D4, C4, D1, C2, C1}). The mixed network
+    trains ``search_epochs`` (default: the run's epochs); its architecture steps follow every
+    ``arch_every``-th weight step from epoch ``warmup_epochs`` on (see ``TrainConfig``).
+    ``finetune_epochs`` continue the discretized network from the mixed weights; ``retrain``
+    trains it from scratch for the run's epochs.
+    """
 
     groups: tuple[str, ...] | None = None
-    arch_lr: float = 1e-3
+    arch_lr: float = 0.2
+    search_epochs: float | None = None
     arch_weight_decay: float = 0.0
     prior: float = 0.0
+    arch_every: int = 1
+    warmup_epochs: float = 0.0
     finetune_epochs: float = 0.0
     retrain: bool = True
 
     def __post_init__(self) -> None:
-        if self.arch_lr <= 0:
-            raise ValueError("EquiNAS_D needs arch_lr > 0")
-        if self.finetune_epochs < 0:
-            raise ValueError("finetune_epochs must be >= 0")
+        if not self.arch_lr > 0 or not math.isfinite(self.arch_lr):
+            raise ValueError("EquiNAS_D needs a finite arch_lr > 0")
+        if not self.arch_every >= 1:
+            raise ValueError("arch_every must be >= 1")
+        if self.search_epochs is not None and not (
+            math.isfinite(self.search_epochs) and self.search_epochs > 0
+        ):
+            raise ValueError(f"search_epochs must be a finite number > 0, got {self.search_epochs}")
+        object.__setattr__(self, "groups", space_names(self.groups))
+        for name in ("arch_weight_decay", "prior", "warmup_epochs", "finetune_epochs"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
 
 
 def alpha_trajectories(
@@ -67,19 +91,25 @@ class EquiNASD:
     def run(self, ctx: SearchContext) -> SearchResult:
         s = self.settings
         ev = Evaluator(ctx, self.name)
-        groups = list(s.groups) if s.groups else [g.name for g in subgroups(ctx.backbone.ambient)]
+        groups = [g.name for g in search_space(ctx.backbone.ambient, s.groups)]
         options: dict[str, Any] = {"prior": s.prior} if s.prior else {}
         spec = ctx.backbone.spec(ctx.data, "C1", kind="mixed", **options).to_dict()
         for layer in spec["layers"]:
             layer["groups"] = groups
         initial = build_model(spec).architecture_summary()
-        train = ctx.train_dict(arch_lr=s.arch_lr, arch_weight_decay=s.arch_weight_decay)
+        train = ctx.train_dict(
+            epochs=s.search_epochs or ctx.train.epochs,
+            arch_lr=s.arch_lr,
+            arch_weight_decay=s.arch_weight_decay,
+            arch_every=s.arch_every,
+            arch_warmup_epochs=s.warmup_epochs,
+        )
         (mixed,) = ev.evaluate([ev.job("mixed", spec, train=train, return_state=True)], label="mixed network")
 
         model = build_model(spec)
         model.load_state_dict(ctx.run.load_state("mixed"))
         discrete = model.projected()
-        records = [mixed, self._discrete_record(ctx, discrete, mixed)]
+        records = [mixed, ev.evaluate_here("discrete", lambda: self._discrete_record(ctx, discrete, mixed))]
         jobs = []
         if s.finetune_epochs > 0:
             jobs.append(
@@ -108,9 +138,25 @@ class EquiNASD:
     def _discrete_record(
         self, ctx: SearchContext, model: torch.nn.Module, mixed: CandidateRecord
     ) -> CandidateRecord:
-        """The discretized network evaluated as is (no further training), computed in-process."""
-        val = evaluate(model, ctx.data.val, ctx.train.eval_batch_size)
-        test = evaluate(model, ctx.data.test, ctx.train.eval_batch_size)
+        """The discretized network evaluated without further training, computed in-process.
+
+        Its batch-norm statistics are re-estimated first (as before every evaluation of the
+        trainer, ``bn_recalibration`` batches): the kept candidate alone has another scale than
+        the mixture the statistics were gathered on.
+        """
+        seed = candidate_seed(ctx.seed, "discrete")
+        with ComputeMeter(model, ctx.data.train.images[0]) as meter:
+            recalibrate_batch_norm(
+                model,
+                ctx.data.train,
+                ctx.train.bn_recalibration,
+                ctx.train.batch_size,
+                derived_generator(seed, "bn-recalibration", 0),
+            )
+            val = evaluate(model, ctx.data.val, ctx.train.eval_batch_size)
+            test = evaluate(model, ctx.data.test, ctx.train.eval_batch_size)
+            equivariance = measure_equivariance(model, ctx.data)
+        cost = meter.cost()
         spec = model.spec.to_dict()
         return CandidateRecord(
             candidate_id="discrete",
@@ -126,6 +172,8 @@ class EquiNASD:
             lineage_epochs=mixed.lineage_epochs,
             parent_id="mixed",
             mutation="discretize",
-            seed=candidate_seed(ctx.seed, "discrete"),
-            equivariance=measure_equivariance(model, ctx.data),
+            seed=seed,
+            time_s=cost.train_seconds,
+            equivariance=equivariance,
+            cost=cost.to_dict(),
         )

@@ -6,7 +6,6 @@ module-level function of picklable arguments so that Ray workers can run it.
 
 from __future__ import annotations
 
-import time
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,8 +15,9 @@ import torch
 from equinas.data.task import TaskData
 from equinas.metrics import equivariance_summary
 from equinas.models import build_model, describe_layers
-from equinas.search.records import CandidateRecord
-from equinas.train import TrainConfig, train
+from equinas.search.records import STATUS_DIVERGED, CandidateRecord
+from equinas.train import TrainConfig, TrainingDiverged, train
+from equinas.train.cost import ComputeMeter
 
 EQUIVARIANCE_BATCH = 32
 
@@ -65,35 +65,51 @@ def measure_equivariance(model: torch.nn.Module, data: TaskData) -> dict[str, An
 
 
 def run_candidate(job: CandidateJob, data: TaskData) -> CandidateOutcome:
-    """Build ``job.spec``, load inherited weights, train with ``job.train``, measure."""
-    start = time.perf_counter()
+    """Build ``job.spec``, load inherited weights, train with ``job.train``, measure.
+
+    A run whose loss becomes NaN/inf gives a record with status ``"diverged"`` (where it
+    happened in ``extra["divergence"]``, no accuracies, no weights) instead of an exception,
+    so that one bad candidate cannot stop a search. The record's ``cost`` counts everything
+    this evaluation computed, a diverged run up to the failing step.
+    """
     torch.manual_seed(job.seed)
     model = build_model(job.spec)
     if job.state is not None:
         model.load_state_dict(job.state)
     config = TrainConfig.from_dict({**job.train, "seed": job.seed})
-    result = train(model, data, config, progress=False)
-    metrics = result.metrics
     record = CandidateRecord(
         candidate_id=job.candidate_id,
         method=job.method,
         spec=job.spec,
         groups=describe_layers(job.spec),
-        params=result.num_params,
-        val_acc=metrics["val_acc"],
-        test_acc=metrics["test_acc"],
-        val_loss=metrics["val_loss"],
-        test_loss=metrics["test_loss"],
-        train_loss=metrics["train_loss"],
+        params=sum(p.numel() for p in model.parameters()),
+        val_acc=None,
+        test_acc=None,
         epochs=config.epochs,
         lineage_epochs=job.lineage_epochs + config.epochs,
         generation=job.generation,
         parent_id=job.parent_id,
         mutation=job.mutation,
         seed=job.seed,
-        equivariance=measure_equivariance(model, data),
-        extra={**job.extra, "history": result.history},
+        extra=dict(job.extra),
     )
-    record.time_s = time.perf_counter() - start
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()} if job.return_state else None
+    with ComputeMeter(model, data.train.images[0]) as meter:
+        try:
+            result = train(model, data, config, progress=False)
+        except TrainingDiverged as err:
+            record.status = STATUS_DIVERGED
+            record.extra["divergence"] = {"epoch": err.epoch, "step": err.step, "loss": str(err.loss)}
+            result = None
+        else:
+            metrics = result.metrics
+            record.params = result.num_params
+            record.val_acc, record.test_acc = metrics["val_acc"], metrics["test_acc"]
+            record.val_loss, record.test_loss = metrics["val_loss"], metrics["test_loss"]
+            record.train_loss = metrics["train_loss"]
+            record.extra["history"] = result.history
+            record.equivariance = measure_equivariance(model, data)
+    cost = meter.cost()
+    record.cost, record.time_s = cost.to_dict(), cost.train_seconds
+    keep = job.return_state and result is not None
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()} if keep else None
     return CandidateOutcome(record, state)

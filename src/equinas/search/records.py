@@ -2,8 +2,9 @@
 
 Layout of a run directory::
 
-    search.json        method, task, settings, seed, status
+    search.json        method, task, data, settings, seed, status, elapsed time of every session
     candidates.jsonl   one JSON record per evaluated candidate, appended as each finishes
+    candidates.jsonl.torn-<n>   the fragment of a torn last line, cut off before a resume appends
     candidates.csv     the same records as a flat table (written at the end)
     states/<id>.pt     weights of candidates that may become parents (torch.load(weights_only=True))
     result.json        the SearchResult: best candidate, extras (e.g. alpha trajectories)
@@ -16,13 +17,18 @@ import csv
 import io
 import json
 import os
+import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from equinas.train.cost import Cost
 from equinas.train.files import atomic_write, atomic_write_text
+
+STATUS_OK = "ok"
+STATUS_DIVERGED = "diverged"
 
 
 @dataclass
@@ -34,6 +40,10 @@ class CandidateRecord:
     rotations, the same errors of those (``"interpolated"``, see
     ``equinas.metrics.equivariance_summary``); ``epochs`` is what this evaluation
     trained, ``lineage_epochs`` the total along its ancestry (EquiNAS_E inherits weights).
+    ``cost`` is a ``equinas.train.cost.Cost`` as a dict (images, multiply-adds, seconds of
+    this evaluation only). ``status`` is ``"ok"``, or ``"diverged"`` for a candidate whose
+    loss became NaN/inf (``extra["divergence"]`` says where); such records carry no
+    accuracies and are never selected.
     """
 
     candidate_id: str
@@ -55,6 +65,12 @@ class CandidateRecord:
     time_s: float = 0.0
     equivariance: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    cost: dict[str, Any] = field(default_factory=dict)
+    status: str = STATUS_OK
+
+    @property
+    def ok(self) -> bool:
+        return self.status == STATUS_OK
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,9 +83,11 @@ class CandidateRecord:
     def flat(self) -> dict[str, Any]:
         """A CSV row: scalars, groups joined by '-', per-layer errors joined by ';'."""
         layers = self.equivariance.get("layers", [])
+        cost = Cost.from_dict(self.cost)
         return {
             "candidate_id": self.candidate_id,
             "method": self.method,
+            "status": self.status,
             "generation": self.generation,
             "parent_id": self.parent_id or "",
             "mutation": self.mutation or "",
@@ -85,38 +103,88 @@ class CandidateRecord:
             "equivariance_layers": ";".join(f"{e:.3g}" for e in layers),
             "equivariance_interpolated_output": self.equivariance.get("interpolated", {}).get("output"),
             "time_s": round(self.time_s, 3),
+            "train_images": cost.train_images,
+            "train_flops": cost.train_flops,
+            "total_flops": cost.total_flops,
             "seed": self.seed,
         }
 
 
+RESUME_KEYS = ("method", "task", "data", "settings", "backbone", "train", "seed")
+
+
+def _differences(old: Any, new: Any, prefix: str) -> list[str]:
+    """``"key: old -> new"`` for every leaf where two JSON values differ."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new)):
+            out += _differences(old.get(key), new.get(key), f"{prefix}.{key}" if prefix else key)
+        return out
+    return [] if old == new else [f"{prefix}: {old!r} -> {new!r}"]
+
+
 class RunDirectory:
-    """Files of one search run; every write is atomic (temp file + rename) or an fsynced append."""
+    """Files of one search run; every write is atomic (temp file + rename) or an fsynced append.
+
+    Wall time is kept per session: ``create`` starts a session clock, every appended record
+    and ``finish_session`` store the session's elapsed time in ``search.json``, so a resumed
+    search's ``elapsed()`` counts all its sessions (a killed one up to its last record).
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.states = self.path / "states"
+        self._previous_sessions = 0.0
+        self._session_start: float | None = None
+
+    @property
+    def jsonl(self) -> Path:
+        return self.path / "candidates.jsonl"
 
     def create(self, meta: dict[str, Any], resume: bool) -> None:
-        """Start a run (``FileExistsError`` if one exists and ``resume`` is False)."""
+        """Start a run (``FileExistsError`` if one exists and ``resume`` is False).
+
+        A resume must describe the same search: any difference in ``RESUME_KEYS`` (method,
+        task, data -- sizes, folder, options and a fingerprint of the loaded splits --,
+        settings, backbone, training, seed) is refused with a ``ValueError`` naming it.
+        """
         meta = json.loads(json.dumps(meta))  # compare in JSON types (tuples become lists)
         existing = self.path / "search.json"
+        sessions: list[float] = []
         if existing.exists() and not resume:
             raise FileExistsError(
                 f"{self.path} already holds a search; pass resume=True (--resume) to continue it "
                 "or choose another run directory"
             )
         if resume and existing.exists():
-            old = json.loads(existing.read_text())
-            changed = {
-                k
-                for k in ("method", "task", "settings", "backbone", "train", "seed")
-                if old.get(k) != meta.get(k)
-            }
+            old = self.read_json("search.json")
+            changed = [d for key in RESUME_KEYS for d in _differences(old.get(key), meta.get(key), key)]
             if changed:
-                raise ValueError(f"cannot resume {self.path}: {sorted(changed)} differ from the original run")
+                raise ValueError(
+                    f"cannot resume {self.path}: the search differs from the original run in "
+                    + "; ".join(changed)
+                )
+            sessions = list(old.get("sessions", []))
         self.path.mkdir(parents=True, exist_ok=True)
         self.states.mkdir(exist_ok=True)
-        self.write_json("search.json", {**meta, "status": "running"})
+        self.repair_tail()
+        self._previous_sessions = sum(sessions)
+        self._session_start = time.perf_counter()
+        self.write_json("search.json", {**meta, "status": "running", "sessions": [*sessions, 0.0]})
+
+    def elapsed(self) -> float:
+        """Wall seconds of every session of this run so far (this one up to now)."""
+        now = 0.0 if self._session_start is None else time.perf_counter() - self._session_start
+        return self._previous_sessions + now
+
+    def _save_session_time(self, status: str | None = None) -> None:
+        if self._session_start is None:
+            return
+        meta = self.read_json("search.json")
+        meta["sessions"][-1] = time.perf_counter() - self._session_start
+        if status is not None:
+            meta["status"] = status
+        self.write_json("search.json", meta)
 
     def write_json(self, name: str, payload: Any) -> Path:
         target = self.path / name
@@ -124,27 +192,56 @@ class RunDirectory:
         return target
 
     def read_json(self, name: str) -> Any:
-        return json.loads((self.path / name).read_text())
+        path = self.path / name
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} is not valid JSON (truncated or corrupt?): {err}") from None
 
     def mark(self, status: str) -> None:
-        meta = self.read_json("search.json")
-        self.write_json("search.json", {**meta, "status": status})
+        """Set the run's status (and store this session's time)."""
+        if self._session_start is None:
+            meta = self.read_json("search.json")
+            self.write_json("search.json", {**meta, "status": status})
+        else:
+            self._save_session_time(status)
 
     # -- candidates --------------------------------------------------------------------------
-    def append(self, record: CandidateRecord) -> None:
-        line = json.dumps(record.to_dict()) + "\n"
-        with open(self.path / "candidates.jsonl", "a", encoding="utf-8") as handle:
-            handle.write(line)
+    def repair_tail(self) -> None:
+        """Cut a torn last line (a killed or full-disk write) off ``candidates.jsonl``.
+
+        The fragment is kept in ``candidates.jsonl.torn-<n>``; the file then ends with a
+        complete line, so the next append starts a line of its own.
+        """
+        if not self.jsonl.exists():
+            return
+        data = self.jsonl.read_bytes()
+        if not data or data.endswith(b"\n"):
+            return
+        cut = data.rfind(b"\n") + 1
+        index = len(list(self.path.glob("candidates.jsonl.torn-*")))
+        atomic_write(self.path / f"candidates.jsonl.torn-{index}", lambda handle: handle.write(data[cut:]))
+        with open(self.jsonl, "r+b") as handle:
+            handle.truncate(cut)
             handle.flush()
             os.fsync(handle.fileno())
 
+    def append(self, record: CandidateRecord) -> None:
+        """Append ``record`` as one fsynced line (after repairing a torn tail)."""
+        self.repair_tail()
+        line = json.dumps(record.to_dict()) + "\n"
+        with open(self.jsonl, "a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+        self._save_session_time()
+
     def records(self) -> list[CandidateRecord]:
         """Every complete record (a torn last line from a killed run is ignored)."""
-        path = self.path / "candidates.jsonl"
-        if not path.exists():
+        if not self.jsonl.exists():
             return []
         out = []
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in self.jsonl.read_text(encoding="utf-8").splitlines():
             try:
                 out.append(CandidateRecord.from_dict(json.loads(line)))
             except json.JSONDecodeError:
@@ -167,7 +264,13 @@ class RunDirectory:
         atomic_write(self.states / f"{candidate_id}.pt", lambda handle: torch.save(state, handle))
 
     def load_state(self, candidate_id: str) -> dict[str, torch.Tensor]:
-        return torch.load(self.states / f"{candidate_id}.pt", weights_only=True, map_location="cpu")
+        path = self.states / f"{candidate_id}.pt"
+        try:
+            return torch.load(path, weights_only=True, map_location="cpu")
+        except FileNotFoundError:
+            raise
+        except Exception as err:
+            raise ValueError(f"cannot read the weights {path} (truncated or corrupt?): {err}") from None
 
     def has_state(self, candidate_id: str) -> bool:
         return (self.states / f"{candidate_id}.pt").exists()

@@ -26,7 +26,9 @@ class TrainConfig:
     anneals it to 0 at the last step; ``step`` multiplies it by ``gamma`` every ``step_size``
     epochs. ``amp`` only acts on CUDA (bf16 autocast, or fp16 autocast with a GradScaler when
     ``amp_dtype`` is ``float16`` or the GPU lacks bf16). ``arch_lr > 0`` enables first-order
-    bilevel updates of a model's ``architecture_parameters()`` with Adam. ``log_every`` is in
+    bilevel updates of a model's ``architecture_parameters()`` with Adam: one after every
+    ``arch_every``-th weight step, from epoch ``arch_warmup_epochs`` on (before it only the
+    weights train). ``log_every`` is in
     steps (0 disables step logs). ``None`` means "not set" for ``grad_clip`` and ``num_threads``.
     ``bn_recalibration > 0`` re-estimates batch-norm statistics from that many train batches
     before every evaluation (short runs otherwise evaluate with lagging running averages).
@@ -52,6 +54,8 @@ class TrainConfig:
     arch_lr: float = 0.0
     arch_weight_decay: float = 0.0
     arch_betas: tuple[float, float] = (0.5, 0.999)
+    arch_every: int = 1
+    arch_warmup_epochs: float = 0.0
     log_every: int = 50
     bn_recalibration: int = 0
 
@@ -77,6 +81,8 @@ class TrainConfig:
         check.real("arch_lr", low=0.0)
         check.real("arch_weight_decay", low=0.0)
         check.betas("arch_betas")
+        check.integer("arch_every", low=1)
+        check.real("arch_warmup_epochs", low=0.0)
         check.integer("log_every", low=0)
         check.integer("bn_recalibration", low=0)
 

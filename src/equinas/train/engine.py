@@ -135,6 +135,7 @@ class Trainer:
         self.total_steps = max(1, math.ceil(self.config.epochs * self.steps_per_epoch - 1e-9))
         self.num_epochs = math.ceil(self.total_steps / self.steps_per_epoch)
         self.schedule = LRSchedule(self.config, self.steps_per_epoch, self.total_steps)
+        self.arch_start_step = round(self.config.arch_warmup_epochs * self.steps_per_epoch)
 
         self.global_step = 0
         self.history: list[dict[str, Any]] = []
@@ -262,7 +263,7 @@ class Trainer:
         ).to(self.device)
         bar.set_description(f"epoch {epoch + 1}/{self.num_epochs}")
         self.model.train()
-        totals = {"loss": 0.0, "correct": 0.0, "seen": 0, "arch_loss": 0.0}
+        totals = {"loss": 0.0, "correct": 0.0, "seen": 0, "arch_loss": 0.0, "arch_steps": 0}
         lr = self.config.lr
         for batch in range(first, last):
             index = order[batch * batch_size : (batch + 1) * batch_size]
@@ -273,8 +274,10 @@ class Trainer:
             totals["loss"] += loss * len(index)
             totals["correct"] += correct
             totals["seen"] += len(index)
-            if self.arch_optimizer is not None:
-                totals["arch_loss"] += self._arch_step(epoch, lr)
+            arch_index = self._arch_step_index(self.global_step)
+            if arch_index is not None:
+                totals["arch_loss"] += self._arch_step(arch_index, epoch, lr)
+                totals["arch_steps"] += 1
             self.global_step += 1
             bar.update(1)
             bar.set_postfix(
@@ -296,8 +299,8 @@ class Trainer:
             "train_acc": totals["correct"] / totals["seen"],
             "lr": lr,
         }
-        if self.arch_optimizer is not None:
-            record["arch_loss"] = totals["arch_loss"] / (last - first)
+        if totals["arch_steps"]:
+            record["arch_loss"] = totals["arch_loss"] / totals["arch_steps"]
         self._end_epoch(record, started)
 
     def _weight_step(
@@ -324,9 +327,17 @@ class Trainer:
         self.scaler.update()
         return loss_value, ce_value, correct_value
 
-    def _arch_step(self, epoch: int, lr: float) -> float:
-        """One Adam step of the architecture parameters on the next search batch; its loss."""
-        images, labels = self._search_batch(self.global_step)
+    def _arch_step_index(self, step: int) -> int | None:
+        """Which architecture step follows weight step ``step`` (its place in the search
+        stream), or ``None`` when none does (no architecture search, warm-up, or skipped)."""
+        if self.arch_optimizer is None or step < self.arch_start_step:
+            return None
+        index, offset = divmod(step - self.arch_start_step, self.config.arch_every)
+        return index if offset == 0 else None
+
+    def _arch_step(self, index: int, epoch: int, lr: float) -> float:
+        """Architecture step ``index``: one Adam step on the search batch ``index``; its loss."""
+        images, labels = self._search_batch(index)
         with autocast(self.device, self.amp_dtype):
             loss = F.cross_entropy(self.model(images).float(), labels)
         value = loss.item()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -19,10 +19,11 @@ def _temp_prefix(path: Path) -> str:
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
     """Call ``write`` on a temp file next to ``path``, flush and fsync it, then ``os.replace``.
 
-    On any exception the temp file is removed and ``path`` is left untouched.
+    The file gets the permissions of a normally created file (0666 less the umask). On any
+    exception the temp file is removed and ``path`` is left untouched.
     """
     path = Path(path)
-    fd, temp_name = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=_TEMP_SUFFIX, dir=path.parent)
+    fd, temp_name = _create_temp(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
@@ -34,6 +35,18 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
             os.unlink(temp_name)
         raise
     _fsync_directory(path.parent)
+
+
+def _create_temp(path: Path) -> tuple[int, str]:
+    """A new, uniquely named temp file next to ``path``, created with mode 0666 less the
+    umask (like any other new file; ``tempfile.mkstemp`` would make it 0600)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        name = os.path.join(path.parent, f"{_temp_prefix(path)}{secrets.token_hex(8)}{_TEMP_SUFFIX}")
+        try:
+            return os.open(name, flags, 0o666), name
+        except FileExistsError:
+            continue
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -60,3 +73,40 @@ def _fsync_directory(directory: Path) -> None:
             os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def directory_problem(path: str | os.PathLike) -> str | None:
+    """Why files cannot be written into directory ``path`` (created if missing), or None.
+
+    Checks that ``path`` is a directory or can be created under its nearest existing parent,
+    and that this is writable (``os.access``, so root passes permission checks).
+    """
+    path = Path(path)
+    if path.exists():
+        if not path.is_dir():
+            return f"{path} exists and is not a directory"
+        ancestor = path
+    else:
+        ancestor = path.parent
+        while not ancestor.exists() and ancestor != ancestor.parent:
+            ancestor = ancestor.parent
+        if not ancestor.is_dir():
+            return f"cannot create {path}: {ancestor} is not a directory"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"{ancestor} is not writable"
+    return None
+
+
+def output_file_problem(path: str | os.PathLike) -> str | None:
+    """Why file ``path`` cannot be written (its folder must exist), or None."""
+    path = Path(path)
+    if not str(path).strip() or path.is_dir():
+        return f"{str(path)!r} is a directory, not a file"
+    parent = path.parent
+    if not parent.is_dir():
+        return f"cannot write {path}: folder {parent} does not exist"
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"cannot write {path}: permission denied"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"cannot write {path}: folder {parent} is not writable"
+    return None

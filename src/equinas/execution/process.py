@@ -1,0 +1,138 @@
+"""Run evaluations in a pool of worker processes on this machine.
+
+Small networks gain nothing from a second torch thread but a lot from a second process, so
+each worker runs ``threads`` torch threads (1 by default) and as many workers as cores run
+at once. The shared object (the data set) reaches every worker once, when the pool starts:
+its tensors travel through shared memory (``torch.multiprocessing``), not as a copy per job.
+The pool lives across ``map`` calls that share the same object (the generations of a search).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+import torch
+import torch.multiprocessing as torch_mp
+
+J = TypeVar("J")
+R = TypeVar("R")
+
+_shared: Any = None
+_started: Any = None
+
+
+class WorkerCrashed(RuntimeError):
+    """A worker process died (killed, out of memory, crashed) while evaluating jobs."""
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _start_worker(shared: Any, threads: int, started: Any) -> None:
+    global _shared, _started
+    _shared, _started = shared, started
+    torch.set_num_threads(threads)
+
+
+def _run(fn: Callable[[Any, Any], Any], job: Any, name: str) -> Any:
+    _started.put(name)  # so that the parent can name the job of a worker that dies
+    return fn(job, _shared)
+
+
+def _name(job: Any, index: int) -> str:
+    return str(getattr(job, "candidate_id", f"job {index}"))
+
+
+class ProcessExecutor:
+    """Executor over ``workers`` local processes with ``threads`` torch threads each.
+
+    Args:
+        workers: processes (default: the available cores divided by ``threads``); more
+            workers x threads than cores warns (they would slow each other down).
+        threads: torch threads per worker.
+    """
+
+    name = "process"
+
+    def __init__(self, workers: int | None = None, threads: int = 1):
+        cores = available_cores()
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"threads per worker must be an integer >= 1, got {threads!r}")
+        if workers is None:
+            workers = max(1, cores // threads)
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+        if workers * threads > cores:
+            warnings.warn(
+                f"{workers} workers x {threads} threads exceed the {cores} available cores; "
+                "evaluations will slow each other down",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        self.workers, self.threads = workers, threads
+        self._pool: ProcessPoolExecutor | None = None
+        self._shared_id: int | None = None
+        self._started: Any = None
+
+    def _pool_for(self, shared: Any) -> ProcessPoolExecutor:
+        if self._pool is None or self._shared_id != id(shared):
+            self.close()
+            context = torch_mp.get_context("spawn")
+            self._started = context.SimpleQueue()
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=context,
+                initializer=_start_worker,
+                initargs=(shared, self.threads, self._started),
+            )
+            self._shared_id = id(shared)
+        return self._pool
+
+    def _crashed(self, finished: set[str]) -> WorkerCrashed:
+        started = []
+        while not self._started.empty():
+            started.append(self._started.get())
+        running = [name for name in started if name not in finished] or ["an unknown job"]
+        self.close()
+        return WorkerCrashed(
+            f"a worker process died while evaluating {', '.join(running)}; the candidates that "
+            "finished are kept: resume (--resume) to evaluate the rest"
+        )
+
+    def map(self, fn: Callable[[J, Any], R], jobs: Sequence[J], shared: Any) -> Iterator[tuple[int, R]]:
+        if not jobs:
+            return
+        pool = self._pool_for(shared)
+        names = [_name(job, i) for i, job in enumerate(jobs)]
+        futures: dict[Future, int] = {pool.submit(_run, fn, job, names[i]): i for i, job in enumerate(jobs)}
+        finished: set[str] = set()
+        try:
+            for future in as_completed(futures):
+                index = futures[future]
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    raise self._crashed(finished) from None
+                except Exception as err:
+                    raise RuntimeError(f"evaluating {names[index]} failed: {err}") from err
+                finished.add(names[index])
+                yield index, result
+        finally:
+            for future in futures:
+                future.cancel()
+
+    def close(self) -> None:
+        """Stop the workers (jobs not yet started are cancelled)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = self._shared_id = self._started = None

@@ -1,0 +1,118 @@
+"""The local process-pool executor: same records as in-process, bad settings, crashed workers."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+import torch
+
+from conftest import synthetic_task
+from equinas.execution import LocalExecutor, ProcessExecutor, WorkerCrashed, available_cores
+from equinas.search import BackboneSettings, SearchContext, make_method, run_search
+from equinas.search.records import RunDirectory
+from equinas.train import TrainConfig
+from helpers import add_shared
+
+BACKBONE = BackboneSettings(widths=(1, 2), pools_after=(0,), kernel_size=3, hidden=None)
+E_SETTINGS = {"generations": 1, "population": 2, "epochs_per_generation": 0.5, "children_per_parent": 2}
+
+
+def test_bad_worker_counts_are_errors_and_oversubscription_warns() -> None:
+    for workers in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="workers must be an integer >= 1"):
+            ProcessExecutor(workers=workers)
+    with pytest.raises(ValueError, match="threads per worker"):
+        ProcessExecutor(workers=1, threads=0)
+    with pytest.warns(RuntimeWarning, match="exceed the"):
+        ProcessExecutor(workers=available_cores() + 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        default = ProcessExecutor()
+    assert default.workers * default.threads <= available_cores()
+
+
+def test_jobs_run_in_one_thread_workers_on_the_shared_data() -> None:
+    executor = ProcessExecutor(workers=2)
+    shared = torch.ones(10)
+    try:
+        first = dict(executor.map(add_shared, [1, 2, 3], shared))
+        again = dict(executor.map(add_shared, [4], shared))  # the pool is reused
+    finally:
+        executor.close()
+    assert {i: r[:2] for i, r in first.items()} == {0: (1, 11.0), 1: (2, 12.0), 2: (3, 13.0)}
+    assert again == {0: (4, 14.0, 1)}
+    assert all(threads == 1 for _, _, threads in first.values())
+
+
+def test_a_dying_worker_is_an_error_naming_its_job() -> None:
+    executor = ProcessExecutor(workers=1)
+    try:
+        with pytest.raises(WorkerCrashed, match="died while evaluating job 1"):
+            list(executor.map(add_shared, [0, -1, 2], torch.zeros(1)))
+        assert list(executor.map(add_shared, [5], torch.zeros(1))) == [(0, (5, 5.0, 1))]  # a new pool
+    finally:
+        executor.close()
+
+
+def _search(path, executor):
+    ctx = SearchContext(
+        "synthetic",
+        synthetic_task(),
+        BACKBONE,
+        TrainConfig(epochs=0.5, batch_size=32, num_threads=1),
+        executor,
+        RunDirectory(path),
+        seed=1,
+        progress=False,
+    )
+    try:
+        return run_search(make_method("equinas_e", **E_SETTINGS), ctx, resume=True)
+    finally:
+        executor.close()
+
+
+def _records(path) -> dict[str, dict]:
+    records = {}
+    for line in (path / "candidates.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        for volatile in ("time_s", "cost", "extra"):
+            record.pop(volatile)
+        records[record["candidate_id"]] = record
+    return records
+
+
+def test_process_executor_gives_the_records_of_the_sequential_run(tmp_path) -> None:
+    sequential = _search(tmp_path / "local", LocalExecutor())
+    parallel = _search(tmp_path / "process", ProcessExecutor(workers=2))
+    assert _records(tmp_path / "local") == _records(tmp_path / "process")
+    assert [r.candidate_id for r in parallel.candidates] == [r.candidate_id for r in sequential.candidates]
+    best = (parallel.best.candidate_id, parallel.best.val_acc, parallel.best.test_acc)
+    assert best == (sequential.best.candidate_id, sequential.best.val_acc, sequential.best.test_acc)
+
+
+class CrashAfterOne(LocalExecutor):
+    """Finishes one job of a map call, then behaves like a pool whose worker died."""
+
+    def map(self, fn, jobs, shared):
+        iterator = super().map(fn, jobs, shared)
+        yield next(iterator)
+        if len(jobs) > 1:
+            raise WorkerCrashed(f"a worker process died while evaluating {jobs[1].candidate_id}")
+
+
+def test_a_search_resumes_after_a_worker_crash_without_losing_or_repeating(tmp_path) -> None:
+    with pytest.raises(WorkerCrashed, match="g01-001"):
+        _search(tmp_path / "run", CrashAfterOne())
+    kept = [json.loads(line)["candidate_id"] for line in (tmp_path / "run" / "candidates.jsonl").open()]
+    assert kept == ["g00-000", "g01-000"]
+    _search(tmp_path / "run", LocalExecutor())
+    ids = [json.loads(line)["candidate_id"] for line in (tmp_path / "run" / "candidates.jsonl").open()]
+    assert ids[:2] == kept and len(ids) == len(set(ids))
+    assert _records(tmp_path / "run") == _records(_ref(tmp_path))
+
+
+def _ref(tmp_path):
+    _search(tmp_path / "reference", LocalExecutor())
+    return tmp_path / "reference"

@@ -1,0 +1,153 @@
+"""Record integrity: resumes that cannot mix data, torn lines, diverging candidates, session time."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from conftest import synthetic_task
+from equinas.execution import LocalExecutor
+from equinas.search import BackboneSettings, SearchContext, make_method, run_search
+from equinas.search import evaluate as evaluate_module
+from equinas.search.evaluate import candidate_seed
+from equinas.search.records import CandidateRecord, RunDirectory
+from equinas.train import TrainConfig, TrainingDiverged
+
+BACKBONE = BackboneSettings(widths=(1, 2), pools_after=(0,), kernel_size=3, hidden=None)
+TRAIN = TrainConfig(epochs=0.5, batch_size=32, num_threads=1)
+
+
+def context(path, task=None, data_settings=None, seed: int = 0) -> SearchContext:
+    return SearchContext(
+        "synthetic",
+        task or synthetic_task(),
+        BACKBONE,
+        TRAIN,
+        LocalExecutor(),
+        RunDirectory(path),
+        seed=seed,
+        progress=False,
+        data_settings=data_settings or {"train_size": 96},
+    )
+
+
+def fixed(path, groups=("C1", "C2"), **kwargs):
+    return run_search(make_method("fixed", groups=groups), context(path, **kwargs), resume=True)
+
+
+def test_resume_with_other_data_settings_is_refused_and_names_them(tmp_path) -> None:
+    fixed(tmp_path / "run")
+    with pytest.raises(ValueError, match=r"data\.train_size: 96 -> 2000"):
+        fixed(tmp_path / "run", data_settings={"train_size": 2000})
+
+
+def test_resume_with_other_examples_is_refused(tmp_path) -> None:
+    fixed(tmp_path / "run")
+    other = synthetic_task(n_train=97)
+    with pytest.raises(ValueError, match=r"data\.fingerprint\.train"):
+        fixed(tmp_path / "run", task=other)
+    assert fixed(tmp_path / "run").best.candidate_id in {"fixed-C1", "fixed-C2"}  # same data: fine
+
+
+def test_equinas_d_stores_every_candidate_and_all_files_agree(tmp_path) -> None:
+    ctx = context(tmp_path / "d")
+    result = run_search(make_method("equinas_d", arch_lr=1e-2, finetune_epochs=0.5), ctx)
+    ids = [json.loads(line)["candidate_id"] for line in (ctx.run.path / "candidates.jsonl").open()]
+    csv_ids = [row.split(",")[0] for row in (ctx.run.path / "candidates.csv").read_text().splitlines()[1:]]
+    assert sorted(ids) == sorted(csv_ids) == sorted(r.candidate_id for r in result.candidates)
+    assert set(ids) == {"mixed", "discrete", "finetuned", "retrained"}
+    assert json.loads((ctx.run.path / "result.json").read_text())["num_candidates"] == len(ids)
+    # a resume recomputes nothing: the in-process "discrete" record is reused as well
+    again = run_search(
+        make_method("equinas_d", arch_lr=1e-2, finetune_epochs=0.5), context(tmp_path / "d"), True
+    )
+    assert [json.loads(line)["candidate_id"] for line in (ctx.run.path / "candidates.jsonl").open()] == ids
+    assert again.best.to_dict() == result.best.to_dict()
+
+
+def _record(cid: str) -> CandidateRecord:
+    return CandidateRecord(cid, "test", {}, [], 1, 0.5, 0.5)
+
+
+def test_a_torn_last_line_is_cut_off_and_kept_aside(tmp_path) -> None:
+    run = RunDirectory(tmp_path)
+    run.append(_record("a"))
+    with open(run.jsonl, "a") as handle:
+        handle.write('{"candidate_id": "b", "meth')  # a write cut short
+    run.append(_record("c"))
+    assert [r.candidate_id for r in run.records()] == ["a", "c"]
+    assert (tmp_path / "candidates.jsonl.torn-0").read_text() == '{"candidate_id": "b", "meth'
+    assert all(json.loads(line) for line in run.jsonl.read_text().splitlines())
+
+
+def _diverge_on(monkeypatch, seed: int) -> None:
+    real_train = evaluate_module.train
+
+    def train(model, data, config, **kwargs):
+        if config.seed == seed:
+            raise TrainingDiverged("loss is nan", epoch=0, step=2, loss=float("nan"))
+        return real_train(model, data, config, **kwargs)
+
+    monkeypatch.setattr(evaluate_module, "train", train)
+
+
+def test_a_diverging_candidate_is_recorded_and_the_search_goes_on(tmp_path, monkeypatch) -> None:
+    _diverge_on(monkeypatch, candidate_seed(0, "fixed-C2"))
+    result = fixed(tmp_path / "run", groups=("C1", "C2", "C4"))
+    by_id = {r.candidate_id: r for r in result.candidates}
+    assert by_id["fixed-C2"].status == "diverged" and by_id["fixed-C2"].val_acc is None
+    assert by_id["fixed-C2"].extra["divergence"] == {"epoch": 0, "step": 2, "loss": "nan"}
+    assert result.best.candidate_id != "fixed-C2"
+    saved = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert saved["num_diverged"] == 1
+    assert "fixed-C2,fixed,diverged," in (tmp_path / "run" / "candidates.csv").read_text()
+    # the resume reuses the diverged record instead of diverging again forever
+    assert fixed(tmp_path / "run", groups=("C1", "C2", "C4")).best.candidate_id == result.best.candidate_id
+
+
+def test_equinas_e_skips_diverged_children(tmp_path, monkeypatch) -> None:
+    _diverge_on(monkeypatch, candidate_seed(0, "g01-000"))
+    settings = {"generations": 1, "population": 2, "epochs_per_generation": 0.5, "children_per_parent": 2}
+    result = run_search(make_method("equinas_e", **settings), context(tmp_path / "e"))
+    trace = json.loads((tmp_path / "e" / "generations.json").read_text())
+    assert "g01-000" not in trace[-1]["population"]
+    assert any(r.status == "diverged" for r in result.candidates)
+
+
+def test_every_candidate_diverging_is_a_clear_error(tmp_path, monkeypatch) -> None:
+    _diverge_on(monkeypatch, candidate_seed(0, "fixed-C1"))
+    with pytest.raises(ValueError, match="no candidate was evaluated successfully"):
+        fixed(tmp_path / "run", groups=("C1",))
+
+
+def test_wall_time_counts_every_session(tmp_path) -> None:
+    fixed(tmp_path / "run")
+    meta_path = tmp_path / "run" / "search.json"
+    meta = json.loads(meta_path.read_text())
+    meta["sessions"] = [100.0, *meta["sessions"]]  # an earlier, interrupted session of 100 s
+    meta_path.write_text(json.dumps(meta))
+    result = fixed(tmp_path / "run")
+    assert result.wall_time > 100.0
+    assert len(json.loads(meta_path.read_text())["sessions"]) == 3
+
+
+def test_a_corrupt_state_file_is_named(tmp_path) -> None:
+    run = RunDirectory(tmp_path)
+    run.states.mkdir(parents=True)
+    (run.states / "g00-000.pt").write_bytes(b"PK\x03\x04 not weights")
+    with pytest.raises(ValueError, match=r"g00-000\.pt"):
+        run.load_state("g00-000")
+
+
+def test_train_records_what_ran_for_equinas_e(tmp_path) -> None:
+    from equinas.cli import lineage_budget
+
+    assert lineage_budget({"generations": 3}, 8.0)["epochs_per_generation"] == 2.0
+    assert lineage_budget({"generations": 3, "initial_epochs": 2.0}, 8.0)["epochs_per_generation"] == 2.0
+    assert lineage_budget({"epochs_per_generation": 0.25}, None)["epochs_per_generation"] == 0.25
+    with pytest.raises(ValueError, match="not both"):
+        lineage_budget({"epochs_per_generation": 0.25}, 2.0)
+    settings = dataclasses.asdict(make_method("equinas_e", **lineage_budget({}, 2.0)).settings)
+    assert settings["epochs_per_generation"] * (settings["generations"] + 1) == 2.0
