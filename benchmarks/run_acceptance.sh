@@ -23,7 +23,7 @@ OUT=benchmarks/results/acceptance/$PROFILE
 mkdir -p "$OUT"
 if [ "$PROFILE" = cpu-medium ]; then
   MEDIUM=(--widths 4,4,8,8 --pools-after 0,1 --hidden none --lr 0.002 --train-size 4000 --val-size 1000
-          --test-size 2000 --epochs 12 --device cpu --threads 1 --workers 1 --seeds 0 1 2)
+          --test-size 2000 --epochs 12 --eval-every 100 --device cpu --threads 1 --workers 1 --seeds 0 1 2)
   E='{"generations": 6, "population": 2, "epochs_per_generation": 2.0, "children_per_parent": 3}'
   EFAST='{"generations": 6, "population": 2, "epochs_per_generation": 2.0, "children_per_parent": 3,
           "halving": true, "space": ["paper"]}'

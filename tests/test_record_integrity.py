@@ -151,3 +151,24 @@ def test_train_records_what_ran_for_equinas_e(tmp_path) -> None:
         lineage_budget({"epochs_per_generation": 0.25}, 2.0)
     settings = dataclasses.asdict(make_method("equinas_e", **lineage_budget({}, 2.0)).settings)
     assert settings["epochs_per_generation"] * (settings["generations"] + 1) == 2.0
+
+
+def test_train_resume_with_other_data_is_refused(tmp_path) -> None:
+    from equinas.models import backbone, build_model
+    from equinas.train import train
+
+    def model():
+        return build_model(
+            backbone("C4", widths=(1,), pools_after=(), kernel_size=3, hidden=None, num_classes=3).to_dict()
+        )
+
+    config = TrainConfig(epochs=1, batch_size=32, num_threads=1)
+    train(model(), synthetic_task(), config, run_dir=tmp_path, progress=False)
+    longer = dataclasses.replace(config, epochs=2)
+    other = synthetic_task(n_val=47)
+    with pytest.raises(ValueError, match=r"other data \(the val"):
+        train(model(), other, longer, run_dir=tmp_path, resume=True, progress=False)
+    assert (
+        train(model(), synthetic_task(), longer, run_dir=tmp_path, resume=True, progress=False).epochs_done
+        == 2
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -135,23 +136,31 @@ def _run_cli(args: list[str], env: dict[str, str], **kwargs) -> subprocess.Popen
     return subprocess.Popen([sys.executable, "-m", "equinas.cli", *args], env=env, **kwargs)
 
 
+def _kill_after(proc: subprocess.Popen, records: Path, count: int) -> list[str]:
+    """SIGKILL ``proc`` once ``records`` holds ``count`` lines; the candidate ids stored then."""
+    deadline = time.time() + 240
+    while time.time() < deadline and (not records.exists() or len(records.read_text().splitlines()) < count):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    return [json.loads(line)["candidate_id"] for line in records.read_text().splitlines() if line.strip()]
+
+
 @needs_data
 def test_search_killed_with_sigkill_resumes_to_the_same_result(tmp_path) -> None:
     env = {**os.environ, "EQUINAS_DATA": str(resolve_data_dir()), "EQUINAS_CACHE": str(tmp_path / "cache")}
     reference, killed = tmp_path / "reference", tmp_path / "killed"
     assert _run_cli([*SEARCH, "--run-dir", str(reference)], env).wait(timeout=300) == 0
 
-    proc = _run_cli([*SEARCH, "--run-dir", str(killed)], env)
+    # killed twice, at points drawn at random (seeded), each time resumed
+    first, second = sorted(random.Random(16).sample(range(1, 10), 2))
     records = killed / "candidates.jsonl"
-    deadline = time.time() + 240
-    while time.time() < deadline and (not records.exists() or len(records.read_text().splitlines()) < 5):
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    partial = [json.loads(line)["candidate_id"] for line in records.read_text().splitlines() if line.strip()]
-    assert 5 <= len(partial) < 10, "the kill should land mid-search"
+    partial = _kill_after(_run_cli([*SEARCH, "--run-dir", str(killed)], env), records, first)
+    assert first <= len(partial) < 10, "the kill should land mid-search"
     assert json.loads((killed / "search.json").read_text())["status"] == "running"
     assert not list(killed.rglob("*.tmp"))  # atomic writes leave no temp files behind
+    resumed = _run_cli([*SEARCH, "--run-dir", str(killed), "--resume"], env)
+    partial = _kill_after(resumed, records, max(second, len(partial) + 1))
 
     assert _run_cli([*SEARCH, "--run-dir", str(killed), "--resume"], env).wait(timeout=300) == 0
     ref = {r["candidate_id"]: r["val_acc"] for r in map(json.loads, (reference / "candidates.jsonl").open())}

@@ -236,13 +236,25 @@ def test_atomic_writes_honour_the_umask(tmp_path) -> None:
 
 
 @needs_data
-def test_ray_address_auto_without_a_cluster_is_one_line(in_tmp, monkeypatch, capsys) -> None:
+def test_ray_address_without_a_cluster_is_one_line(in_tmp, monkeypatch, capsys) -> None:
+    import socket
+
     ray = pytest.importorskip("ray")
     if ray.is_initialized():
         pytest.skip("a Ray instance is running in this process")
+    services = pytest.importorskip("ray._private.services")
+    # no cluster on this machine, whatever other processes run: Ray's own lookups find nothing
+    monkeypatch.setattr(services, "find_gcs_addresses", lambda: frozenset())
+    monkeypatch.setattr(services, "find_bootstrap_address", lambda temp_dir: None)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{probe.getsockname()[1]}"
     argv = ["search", "fixed", "--task", "mnist", *SMALL, *SMALL_NET_ARGS, "--groups", "C1"]
-    assert main([*argv, "--executor", "ray", "--ray-address", "auto", "--run-dir", "out"]) == 2
-    err = capsys.readouterr().err
-    assert "cannot join the Ray cluster at 'auto'" in err and len(err.strip().splitlines()) == 1
+    argv += ["--executor", "ray"]
+    for address, message in (("auto", "Could not find any running Ray instance"), (closed, "no Ray cluster")):
+        assert main([*argv, "--ray-address", address, "--run-dir", "out"]) == 2
+        err = capsys.readouterr().err
+        assert f"cannot join the Ray cluster at {address!r}" in err and message in err
+        assert len(err.strip().splitlines()) == 1
     assert _files(in_tmp) == []

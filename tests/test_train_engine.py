@@ -248,7 +248,7 @@ def test_checkpoint_loads_with_weights_only(tmp_path):
     assert set(checkpoint) == {
         "format_version", "model", "optimizer", "arch_optimizer", "grad_scaler", "global_step",
         "steps_per_epoch", "num_train", "epochs_done", "wall_time", "rng", "history", "config",
-        "metadata",
+        "metadata", "data_fingerprint",
     }  # fmt: skip
     assert checkpoint["metadata"] == meta
     assert checkpoint["config"] == cfg.to_dict()
@@ -519,3 +519,13 @@ def test_cuda_mixed_precision_trains_and_resumes(tmp_path, amp_dtype):
     checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert bool(checkpoint["grad_scaler"]) == (amp_dtype == "float16")
     assert len(checkpoint["rng"]["torch_cuda"]) == torch.cuda.device_count()
+
+
+def test_validating_less_often_changes_no_weight_and_no_final_metric():
+    cfg = config(epochs=3, bn_recalibration=2)
+    model_every, model_last = make_model(), make_model()
+    every = run(model_every, cfg)
+    last = run(model_last, config(epochs=3, bn_recalibration=2, eval_every=5))
+    assert [r.get("val_acc") is not None for r in last.history] == [False, False, True]
+    assert last.metrics == every.metrics
+    assert_same_weights(model_every, model_last)

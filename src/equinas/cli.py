@@ -108,6 +108,13 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
         metavar="BATCHES",
         help="re-estimate batch-norm statistics on this many train batches before each evaluation (0: off)",
     )
+    g.add_argument(
+        "--eval-every",
+        type=int,
+        default=1,
+        metavar="EPOCHS",
+        help="validate after every EPOCHS-th epoch and the last (fewer validations, same results)",
+    )
 
 
 def add_backbone_options(p: argparse.ArgumentParser) -> None:
@@ -189,6 +196,7 @@ def train_config(args: argparse.Namespace):
         amp=args.amp,
         num_threads=args.threads,
         bn_recalibration=args.bn_recalibration,
+        eval_every=args.eval_every,
     )
 
 
@@ -392,7 +400,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     import os
 
-    from equinas.report import comparison_table, write_report
+    from equinas.report import comparison_plot, comparison_table, write_report
     from equinas.train.files import atomic_write_text, output_file_problem
 
     for run_dir in args.run_dirs:
@@ -414,6 +422,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(table)
         if args.output:
             atomic_write_text(args.output, table if table.endswith("\n") else table + "\n")
+        plot = Path(args.output).parent if args.output else Path(args.run_dirs[0]).parent
+        print(f"plot: {comparison_plot(args.run_dirs, plot / 'cost_vs_accuracy.png', label=args.group_by)}")
     return 0
 
 
@@ -560,7 +570,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="method",
         help="rows of the comparison: by method, or by run name without its -seedN suffix",
     )
-    p.add_argument("--output", help="write the comparison table (markdown) here")
+    p.add_argument(
+        "--output",
+        help="write the comparison table (markdown) here; cost_vs_accuracy.png goes beside it "
+        "(default: beside the first run directory)",
+    )
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("data", help="list, inspect or prepare data sets")

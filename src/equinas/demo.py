@@ -41,32 +41,27 @@ QUICK = DemoBudget(600, 200, 300, 1.0, 1, 2, (2, 2, 4, 4))
 
 
 def plans(budget: DemoBudget) -> list[tuple[str, str, dict[str, Any], float]]:
-    """``(run name, method, settings, epochs per candidate)`` of every run of the demo."""
+    """``(run name, method, settings, epochs per candidate)`` of every run of the demo.
+
+    Both searches use their cheap recipes in the paper's search space {D4, C4, D1, C2, C1}:
+    EquiNAS_E with successive halving; EquiNAS_D searching for half the budget, then training
+    the network it found from scratch (about twice the compute of one fixed network).
+    """
     per_generation = budget.epochs / (budget.generations + 1)
     fixed = [(f"fixed-{g}", "fixed", {"groups": (g,)}, budget.epochs) for g in ("C1", "C4", "D4")]
+    e_settings = {
+        "generations": budget.generations,
+        "population": 2,
+        "epochs_per_generation": per_generation,
+        "children_per_parent": budget.children_per_parent,
+        "halving": True,
+        "space": ("paper",),
+    }
+    d_settings = {"groups": ("paper",), "search_epochs": budget.epochs / 2}
     return [
         *fixed,
-        (
-            "equinas_e",
-            "equinas_e",
-            {
-                "generations": budget.generations,
-                "population": 2,
-                "epochs_per_generation": per_generation,
-                "children_per_parent": budget.children_per_parent,
-                "halving": True,
-            },
-            per_generation,
-        ),
-        # uniform start; the cheap recipe: architecture steps after every second weight step,
-        # the mixed network (the usual winner at this budget) plus a short fine-tune of its
-        # discretized network instead of a retraining from scratch
-        (
-            "equinas_d",
-            "equinas_d",
-            {"arch_every": 2, "retrain": False, "finetune_epochs": budget.epochs / 4},
-            budget.epochs,
-        ),
+        ("equinas_e", "equinas_e", e_settings, per_generation),
+        ("equinas_d", "equinas_d", d_settings, budget.epochs),
     ]
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import importlib
 import os
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 J = TypeVar("J")
 R = TypeVar("R")
 LOOPBACK = "127.0.0.1"
+PROBE_TIMEOUT_S = 5.0
 
 
 def _import_ray() -> Any:
@@ -51,13 +53,14 @@ class RayExecutor:
             local = address is None and not os.environ.get("RAY_ADDRESS")
             if local and num_cpus is not None:
                 kwargs["num_cpus"] = num_cpus
+            where = address or os.environ.get("RAY_ADDRESS")
             try:
                 if local:
                     _init_on_loopback(self._ray, kwargs)
                 else:
+                    _probe_cluster(where)
                     self._ray.init(**kwargs)
             except ConnectionError as err:
-                where = address or os.environ.get("RAY_ADDRESS")
                 reason = str(err).splitlines()[0] if str(err) else type(err).__name__
                 raise RuntimeError(f"cannot join the Ray cluster at {where!r}: {reason}") from None
         try:
@@ -89,6 +92,41 @@ class RayExecutor:
     def close(self) -> None:
         if self._started_here and self._ray.is_initialized():
             self._ray.shutdown()
+
+
+def _cluster_endpoint(address: str) -> tuple[str, int] | None:
+    """``(host, port)`` that ``address`` names, after Ray's own lookup for ``"auto"``
+    (``ConnectionError`` when it finds no cluster); None when it cannot be told."""
+    target: object = address
+    if address == "auto":
+        try:
+            services = importlib.import_module("ray._private.services")
+            lookup = services.get_ray_address_from_environment
+        except (ImportError, AttributeError):  # pragma: no cover - another Ray layout
+            return None
+        target = lookup("auto", None)
+    if not isinstance(target, str) or target in ("auto", "local"):
+        return None
+    host, sep, port = target.split("://", 1)[-1].rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return None
+    return host.strip("[]"), int(port)
+
+
+def _probe_cluster(address: str) -> None:
+    """Fail fast (``ConnectionError``) when nothing listens where ``address`` points: Ray itself
+    retries a stale or wrong address for minutes before giving up."""
+    endpoint = _cluster_endpoint(address)
+    if endpoint is None:
+        return
+    try:
+        with socket.create_connection(endpoint, timeout=PROBE_TIMEOUT_S):
+            pass
+    except OSError as err:
+        host, port = endpoint
+        raise ConnectionError(
+            f"no Ray cluster answers at {host}:{port} ({err.strerror or type(err).__name__})"
+        ) from None
 
 
 def _init_on_loopback(ray: Any, kwargs: dict[str, Any]) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from equinas.train.config import RESULT_NEUTRAL
 from equinas.train.cost import Cost
 from equinas.train.files import atomic_write, atomic_write_text
 
@@ -123,6 +124,13 @@ def _differences(old: Any, new: Any, prefix: str) -> list[str]:
     return [] if old == new else [f"{prefix}: {old!r} -> {new!r}"]
 
 
+def _comparable(key: str, value: Any) -> Any:
+    """A ``search.json`` entry without the training settings that cannot change a result."""
+    if key == "train" and isinstance(value, dict):
+        return {k: v for k, v in value.items() if k not in RESULT_NEUTRAL}
+    return value
+
+
 class RunDirectory:
     """Files of one search run; every write is atomic (temp file + rename) or an fsynced append.
 
@@ -158,7 +166,11 @@ class RunDirectory:
             )
         if resume and existing.exists():
             old = self.read_json("search.json")
-            changed = [d for key in RESUME_KEYS for d in _differences(old.get(key), meta.get(key), key)]
+            changed = [
+                d
+                for key in RESUME_KEYS
+                for d in _differences(_comparable(key, old.get(key)), _comparable(key, meta.get(key)), key)
+            ]
             if changed:
                 raise ValueError(
                     f"cannot resume {self.path}: the search differs from the original run in "

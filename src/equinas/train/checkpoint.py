@@ -7,7 +7,9 @@ A checkpoint is a dict of tensors, state dicts and plain Python values (see ``RE
 - ``global_step`` (optimizer steps done), ``steps_per_epoch``, ``num_train`` (train examples),
   ``epochs_done`` (float), ``wall_time`` (training seconds so far),
 - ``rng`` (``rng.capture_rng_state()``), ``history`` (epoch records), ``config``
-  (``TrainConfig.to_dict()``), ``metadata`` (user dict or None).
+  (``TrainConfig.to_dict()``), ``metadata`` (user dict or None),
+
+and optionally ``data_fingerprint`` (``TaskData.fingerprint()`` of the data it was trained on).
 """
 
 from __future__ import annotations

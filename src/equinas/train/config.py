@@ -13,7 +13,11 @@ AMP_DTYPES = ("auto", "bfloat16", "float16")
 
 # Settings that may differ between a run and its resumption: they do not change which updates
 # are applied (``epochs`` extends or keeps the run; it does reshape a cosine schedule).
-RESUMABLE_CHANGES = frozenset({"epochs", "device", "num_threads", "log_every", "eval_batch_size"})
+RESUMABLE_CHANGES = frozenset(
+    {"epochs", "device", "num_threads", "log_every", "eval_batch_size", "eval_every"}
+)
+# Settings that change no trained weight and no final metric (only which epochs are logged/validated).
+RESULT_NEUTRAL = frozenset({"log_every", "eval_every"})
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,9 @@ class TrainConfig:
     steps (0 disables step logs). ``None`` means "not set" for ``grad_clip`` and ``num_threads``.
     ``bn_recalibration > 0`` re-estimates batch-norm statistics from that many train batches
     before every evaluation (short runs otherwise evaluate with lagging running averages).
+    ``eval_every`` validates (and recalibrates) after every ``eval_every``-th epoch and after
+    the last one only; as recalibration starts afresh each time and validation draws no random
+    numbers, the weights and the final metrics do not depend on it.
     """
 
     epochs: float = 10.0
@@ -58,6 +65,7 @@ class TrainConfig:
     arch_warmup_epochs: float = 0.0
     log_every: int = 50
     bn_recalibration: int = 0
+    eval_every: int = 1
 
     def __post_init__(self) -> None:
         check = _Checker(self)
@@ -85,6 +93,7 @@ class TrainConfig:
         check.real("arch_warmup_epochs", low=0.0)
         check.integer("log_every", low=0)
         check.integer("bn_recalibration", low=0)
+        check.integer("eval_every", low=1)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/TOML types; unset (``None``) fields are left out, tuples become lists."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Iterable
@@ -142,6 +143,10 @@ class Trainer:
         self.wall_time = 0.0
         self._log: RunLog | None = None
 
+    @functools.cached_property
+    def _data_fingerprint(self) -> dict[str, str]:
+        return self.data.fingerprint()
+
     @property
     def checkpoint_path(self) -> Path | None:
         return self.run_dir / CHECKPOINT_NAME if self.run_dir is not None else None
@@ -218,6 +223,13 @@ class Trainer:
         if changed:
             details = ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in changed)
             raise ValueError(f"cannot resume {path}: the config changed ({details})")
+        saved_data = checkpoint.get("data_fingerprint")
+        if saved_data is not None and saved_data != self._data_fingerprint:
+            differ = [s for s, digest in self._data_fingerprint.items() if saved_data.get(s) != digest]
+            raise ValueError(
+                f"cannot resume {path}: it was trained on other data (the {', '.join(differ)} "
+                "split(s) differ: other sizes, options or files)"
+            )
         if (checkpoint["num_train"], checkpoint["steps_per_epoch"]) != (
             len(self.data.train),
             self.steps_per_epoch,
@@ -388,19 +400,11 @@ class Trainer:
     # -- end of epoch and of run ------------------------------------------------------------
 
     def _end_epoch(self, record: dict[str, Any], started: float) -> None:
-        """Recalibrate norms, validate, summarise the architecture, checkpoint, log, call callbacks."""
-        if self.config.bn_recalibration:
-            recalibrate_batch_norm(
-                self.model,
-                self._train,
-                self.config.bn_recalibration,
-                self.config.batch_size,
-                derived_generator(self.config.seed, "bn-recalibration", 0),
-                self.amp_dtype,
-            )
-        if len(self._val) > 0:
-            val = self._evaluate(self._val)
-            record["val_loss"], record["val_acc"] = val["loss"], val["acc"]
+        """Recalibrate norms and validate (at every ``eval_every``-th epoch and the last one),
+        summarise the architecture, checkpoint, log, call callbacks."""
+        last = self.global_step >= self.total_steps
+        if last or (record["epoch_index"] + 1) % self.config.eval_every == 0:
+            self._validate(record)
         architecture = hooks.architecture_summary(self.model)
         if architecture is not None:
             record["architecture"] = architecture
@@ -422,6 +426,21 @@ class Trainer:
         for callback in self.callbacks:
             callback.on_epoch_end(state)
 
+    def _validate(self, record: dict[str, Any]) -> None:
+        """Recalibrate batch norms (``bn_recalibration`` batches), then score the val split."""
+        if self.config.bn_recalibration:
+            recalibrate_batch_norm(
+                self.model,
+                self._train,
+                self.config.bn_recalibration,
+                self.config.batch_size,
+                derived_generator(self.config.seed, "bn-recalibration", 0),
+                self.amp_dtype,
+            )
+        if len(self._val) > 0:
+            val = self._evaluate(self._val)
+            record["val_loss"], record["val_acc"] = val["loss"], val["acc"]
+
     def _checkpoint(self) -> dict[str, Any]:
         arch_optimizer = self.arch_optimizer
         return {
@@ -433,6 +452,7 @@ class Trainer:
             "global_step": self.global_step,
             "steps_per_epoch": self.steps_per_epoch,
             "num_train": len(self.data.train),
+            "data_fingerprint": self._data_fingerprint,
             "epochs_done": self.epochs_done,
             "wall_time": self.wall_time,
             "rng": capture_rng_state(),
