@@ -38,8 +38,8 @@ class Cost:
     ``train_images`` counts images of training passes (weight and architecture steps, repeats
     counted), ``train_flops`` their MACs times ``BACKWARD_FACTOR``; ``eval_images`` and
     ``eval_flops`` the same for evaluation passes; ``total_flops`` is the sum;
-    ``train_seconds`` the wall time of the whole evaluation of a candidate (build, train,
-    evaluate).
+    ``train_seconds`` the wall time of the metered block (a candidate's training and
+    evaluation).
     """
 
     train_images: int = 0
