@@ -130,8 +130,12 @@ def subgroups(group: PlanarGroup | str) -> tuple[PlanarGroup, ...]:
 def maximal_subgroups(group: PlanarGroup | str) -> tuple[PlanarGroup, ...]:
     """Proper subgroups of ``group`` that are contained in no other proper subgroup."""
     group = parse_group(group)
-    proper = [h for h in subgroups(group) if h != group]
-    return tuple(h for h in proper if not any(h != k and h.is_subgroup_of(k) for k in proper))
+    return maximal_elements([h for h in subgroups(group) if h != group])
+
+
+def maximal_elements(groups: Sequence[PlanarGroup]) -> tuple[PlanarGroup, ...]:
+    """The groups of ``groups`` that are contained in no other of them (order kept)."""
+    return tuple(h for h in groups if not any(h != k and h.is_subgroup_of(k) for k in groups))
 
 
 def intersection(groups: Sequence[PlanarGroup]) -> PlanarGroup:

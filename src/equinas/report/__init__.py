@@ -6,7 +6,7 @@ from pathlib import Path
 
 from equinas.groups import subgroups
 from equinas.report import plots
-from equinas.report.tables import candidates_table, comparison_table, grouped_runs, run_summary
+from equinas.report.tables import TERA, candidates_table, comparison_table, grouped_runs, run_summary
 from equinas.search.records import RunDirectory
 
 
@@ -51,7 +51,7 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
         f"- run: `{run.path}` (seed {summary['seed']}, {len(records)} candidates"
         + (f", {diverged} diverged" if diverged else "")
         + f", {summary['wall_time']:.0f} s wall time)",
-        f"- cost: {cost.total_flops / 1e12:.3g}e12 multiply-adds ({cost.train_images:,} training images, "
+        f"- cost: {cost.total_flops / TERA:.3g}e12 multiply-adds ({cost.train_images:,} training images, "
         f"{cost.eval_images:,} evaluated), {cost.train_seconds:.0f} s of evaluations",
         f"- best: `{best.candidate_id}` groups `{' '.join(best.groups)}`, params {best.params:,}, "
         f"val {100 * (best.val_acc or 0):.2f} %, test {100 * (best.test_acc or 0):.2f} %",

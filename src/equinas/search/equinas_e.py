@@ -26,6 +26,7 @@ import random
 from dataclasses import dataclass
 from typing import ClassVar
 
+from equinas.groups import maximal_elements
 from equinas.models import ArchSpec, build_model
 from equinas.morphisms import relax_network
 from equinas.search.base import Evaluator, SearchContext, SearchResult, best_of
@@ -62,12 +63,6 @@ class EquiNASESettings:
             raise ValueError("children_per_parent must be >= 0 or None")
         object.__setattr__(self, "space", space_names(self.space))
 
-    def lineage_epochs(self) -> float:
-        """Epochs the final network's lineage trains in all."""
-        return (
-            self.initial_epochs or self.epochs_per_generation
-        ) + self.generations * self.epochs_per_generation
-
 
 def relaxations(spec: ArchSpec, space: tuple[str, ...] | None = None) -> list[tuple[int, str]]:
     """Every (layer index, group) a relaxation can move to: for each layer the largest groups
@@ -78,8 +73,7 @@ def relaxations(spec: ArchSpec, space: tuple[str, ...] | None = None) -> list[tu
     for i in range(len(spec.layers)):
         group = spec.layer_group(i)
         below = [h for h in allowed if h != group and h.is_subgroup_of(group)]
-        largest = [h for h in below if not any(h != k and h.is_subgroup_of(k) for k in below)]
-        moves.extend((i, h.name) for h in largest)
+        moves.extend((i, h.name) for h in maximal_elements(below))
     return moves
 
 

@@ -102,7 +102,6 @@ def run_candidate(job: CandidateJob, data: TaskData) -> CandidateOutcome:
             result = None
         else:
             metrics = result.metrics
-            record.params = result.num_params
             record.val_acc, record.test_acc = metrics["val_acc"], metrics["test_acc"]
             record.val_loss, record.test_loss = metrics["val_loss"], metrics["test_loss"]
             record.train_loss = metrics["train_loss"]
