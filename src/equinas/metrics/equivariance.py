@@ -30,6 +30,41 @@ def inscribed_disc(reference: torch.Tensor) -> torch.Tensor:
     return ((rows[:, None] ** 2 + cols[None, :] ** 2) <= radius**2).to(reference.dtype)
 
 
+LAYOUTS = ("image", "features", "invariant")
+
+
+def act_on_layout(t: torch.Tensor, g: Element, ambient: PlanarGroup, layout: str) -> torch.Tensor:
+    """``g . t`` for a tensor in ``layout``: images ``[..., H, W]`` (``act_on_images``), group
+    feature maps ``[B, C, |G|, H, W]`` of ``ambient`` (``act_on_features``), or ``invariant``
+    values such as logits (left as they are)."""
+    if layout == "image":
+        return act_on_images(t, g, ambient)
+    if layout == "features":
+        return act_on_features(t, g, ambient)
+    if layout == "invariant":
+        return t
+    raise ValueError(f"unknown layout {layout!r}: expected one of {LAYOUTS}")
+
+
+def element_error(
+    f_gx: torch.Tensor,
+    f_x: torch.Tensor,
+    g: Element,
+    ambient: PlanarGroup,
+    layout: str,
+    within_disc: bool = False,
+) -> float:
+    """Relative error of ``F(g.x)`` (``f_gx``) against ``g.F(x)`` (``f_x`` acted on in ``layout``).
+
+    With ``within_disc`` spatial maps are compared inside their inscribed disc (for rotations
+    that are not multiples of 90 degrees; invariant values are compared whole).
+    """
+    expected = act_on_layout(f_x, g, ambient, layout)
+    if within_disc and layout != "invariant":
+        return relative_error(f_gx * inscribed_disc(f_gx), expected * inscribed_disc(expected))
+    return relative_error(f_gx, expected)
+
+
 def _features(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     feats = getattr(model, "features", None)
     return list(feats(x)) if callable(feats) else []
@@ -59,10 +94,8 @@ def equivariance_error(
     group = parse_group(group, ambient=ambient)
     elems = [Element(*e) for e in (elements if elements is not None else group.elements[1:])]
 
-    def region(t: torch.Tensor) -> torch.Tensor:
-        return t * inscribed_disc(t) if within_disc else t
-
-    x = region(x)
+    if within_disc:
+        x = x * inscribed_disc(x)
     was_training = model.training
     model.eval()
     try:
@@ -73,12 +106,12 @@ def equivariance_error(
                 gx = act_on_images(x, g, group)
                 feats = _features(model, gx)
                 layer_errs = [
-                    relative_error(region(f_gx), region(act_on_features(f_x, g, ambient)))
+                    element_error(f_gx, f_x, g, ambient, "features", within_disc)
                     for f_gx, f_x in zip(feats, base_feats, strict=True)
                 ]
                 per_element[f"{g.flip},{g.rot}"] = {
                     "layers": layer_errs,
-                    "output": relative_error(model(gx), base_out),
+                    "output": element_error(model(gx), base_out, g, ambient, "invariant"),
                 }
     finally:
         model.train(was_training)
