@@ -1,10 +1,12 @@
-"""Shared test settings: deterministic seeds and a bounded hypothesis profile."""
+"""Shared test settings: deterministic seeds, a bounded hypothesis profile, and the dtype fixture."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 from hypothesis import HealthCheck, settings
+
+from equinas.testing import TOLERANCES, tolerance
 
 settings.register_profile(
     "equinas", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -15,6 +17,18 @@ settings.load_profile("equinas")
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(params=list(TOLERANCES), ids=lambda dtype: str(dtype).removeprefix("torch."))
+def dtype(request: pytest.FixtureRequest) -> torch.dtype:
+    """The math tests (layers, mixed layers, morphisms) run once per dtype of ``TOLERANCES``."""
+    return request.param
+
+
+@pytest.fixture
+def tol(dtype: torch.dtype) -> float:
+    """Bound on relative errors that are zero in exact arithmetic: ``equinas.testing.tolerance``."""
+    return tolerance(dtype)
 
 
 def synthetic_task(n_train: int = 96, n_val: int = 48, n_test: int = 48, size: int = 12, classes: int = 3):
