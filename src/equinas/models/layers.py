@@ -9,6 +9,7 @@ from typing import Any
 from torch import nn
 
 from equinas.groups import PlanarGroup, parse_group, subgroups
+from equinas.models.errors import SpecError
 from equinas.nn import GroupConv, LiftingConv
 from equinas.nn.mixed import MixedGroupConv, prior_logits
 from equinas.nn.relaxed import ConstraintRelaxedConv, RelaxedGroupConv, ResidualPathwayConv
@@ -38,8 +39,6 @@ class LayerKind:
     defaults: dict[str, Any] = field(default_factory=dict)
 
     def check_options(self, options: dict[str, Any], where: str) -> None:
-        from equinas.models.spec import SpecError
-
         if not isinstance(options, dict):
             raise SpecError(f"{where}.options: expected an object, got {type(options).__name__}")
         unknown = sorted(set(options) - set(self.defaults))

@@ -26,12 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from equinas.groups import PlanarGroup, parse_group, subgroups
+from equinas.models.errors import SpecError  # re-exported: ``from equinas.models.spec import SpecError``
+from equinas.models.layers import LAYER_KINDS
 from equinas.nn.basis import BASES, resolve_basis_name
 from equinas.nn.pooling import POOLS
-
-
-class SpecError(ValueError):
-    """An architecture description that cannot be built; the message names the field."""
 
 
 def _from_mapping(cls: type, data: Any, where: str) -> dict[str, Any]:
@@ -109,8 +107,6 @@ class ArchSpec:
             raise SpecError(f"layers[{index}].group: {err}") from None
 
     def validate(self) -> None:
-        from equinas.models.layers import LAYER_KINDS  # late import: layers need nn only
-
         amb = self.ambient_group()
         if not self.layers:
             raise SpecError("layers: a network needs at least one layer")

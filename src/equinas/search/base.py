@@ -109,7 +109,14 @@ class SearchResult:
 
 
 class SearchMethod(Protocol):
+    """A search method: ``run(ctx)`` searches and returns the result.
+
+    ``settings`` is the method's settings dataclass; ``run_search`` records it (``asdict``) in
+    the run's ``search.json``.
+    """
+
     name: ClassVar[str]
+    settings: Any
 
     def run(self, ctx: SearchContext) -> SearchResult: ...
 
@@ -205,7 +212,7 @@ def finish(ctx: SearchContext, result: SearchResult) -> SearchResult:
 
 def run_search(method: SearchMethod, ctx: SearchContext, resume: bool = False) -> SearchResult:
     """Create (or resume) the run directory, run ``method`` and store its result."""
-    settings = asdict(method.settings) if hasattr(method, "settings") else {}
+    settings = asdict(method.settings)
     meta = {
         "method": method.name,
         "task": ctx.task,
