@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from equinas.train.config import RESUMABLE_CHANGES, TrainConfig
 from equinas.train.files import atomic_write
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -78,3 +79,51 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             f"this version of equinas reads version {FORMAT_VERSION}"
         )
     return checkpoint
+
+
+def check_resumable(
+    checkpoint: dict[str, Any],
+    path: str | os.PathLike,
+    config: TrainConfig,
+    data_fingerprint: dict[str, str],
+    num_train: int,
+    steps_per_epoch: int,
+    total_steps: int,
+    has_arch_optimizer: bool,
+) -> None:
+    """Raise unless a run with ``config`` on this data can continue from ``checkpoint``.
+
+    ``ValueError`` when the config changed outside ``RESUMABLE_CHANGES``, the data differ
+    (``data_fingerprint``, per split), the train split or steps per epoch differ, or the
+    checkpoint has done more than ``total_steps``; ``CheckpointError`` when it and the model
+    disagree on having architecture parameters.
+    """
+    saved = checkpoint["config"]
+    now = config.to_dict()
+    changed = sorted(
+        key
+        for key in set(saved) | set(now)
+        if key not in RESUMABLE_CHANGES and saved.get(key) != now.get(key)
+    )
+    if changed:
+        details = ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in changed)
+        raise ValueError(f"cannot resume {path}: the config changed ({details})")
+    saved_data = checkpoint.get("data_fingerprint")
+    if saved_data is not None and saved_data != data_fingerprint:
+        differ = [s for s, digest in data_fingerprint.items() if saved_data.get(s) != digest]
+        raise ValueError(
+            f"cannot resume {path}: it was trained on other data (the {', '.join(differ)} "
+            "split(s) differ: other sizes, options or files)"
+        )
+    if (checkpoint["num_train"], checkpoint["steps_per_epoch"]) != (num_train, steps_per_epoch):
+        raise ValueError(
+            f"cannot resume {path}: it was trained on {checkpoint['num_train']} examples, "
+            f"this train split has {num_train}"
+        )
+    if checkpoint["global_step"] > total_steps:
+        raise ValueError(
+            f"cannot resume {path}: it has done {checkpoint['epochs_done']:g} epochs, more "
+            f"than config.epochs={config.epochs:g}"
+        )
+    if (checkpoint["arch_optimizer"] is None) == has_arch_optimizer:
+        raise CheckpointError(f"checkpoint {path} and this model disagree on having architecture parameters")

@@ -21,10 +21,11 @@ from equinas.train.checkpoint import (
     CHECKPOINT_NAME,
     FORMAT_VERSION,
     CheckpointError,
+    check_resumable,
     load_checkpoint,
     save_checkpoint,
 )
-from equinas.train.config import RESUMABLE_CHANGES, TrainConfig
+from equinas.train.config import TrainConfig
 from equinas.train.evaluate import evaluate
 from equinas.train.files import remove_stale_temp_files
 from equinas.train.norm_stats import recalibrate_batch_norm
@@ -213,40 +214,16 @@ class Trainer:
 
     def _restore(self, checkpoint: dict[str, Any], path: Path) -> None:
         """Load model, optimizers, counters, history and RNG states from ``checkpoint``."""
-        saved = checkpoint["config"]
-        now = self.config.to_dict()
-        changed = sorted(
-            key
-            for key in set(saved) | set(now)
-            if key not in RESUMABLE_CHANGES and saved.get(key) != now.get(key)
+        check_resumable(
+            checkpoint,
+            path,
+            self.config,
+            self._data_fingerprint,
+            num_train=len(self.data.train),
+            steps_per_epoch=self.steps_per_epoch,
+            total_steps=self.total_steps,
+            has_arch_optimizer=self.arch_optimizer is not None,
         )
-        if changed:
-            details = ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in changed)
-            raise ValueError(f"cannot resume {path}: the config changed ({details})")
-        saved_data = checkpoint.get("data_fingerprint")
-        if saved_data is not None and saved_data != self._data_fingerprint:
-            differ = [s for s, digest in self._data_fingerprint.items() if saved_data.get(s) != digest]
-            raise ValueError(
-                f"cannot resume {path}: it was trained on other data (the {', '.join(differ)} "
-                "split(s) differ: other sizes, options or files)"
-            )
-        if (checkpoint["num_train"], checkpoint["steps_per_epoch"]) != (
-            len(self.data.train),
-            self.steps_per_epoch,
-        ):
-            raise ValueError(
-                f"cannot resume {path}: it was trained on {checkpoint['num_train']} examples, "
-                f"this train split has {len(self.data.train)}"
-            )
-        if checkpoint["global_step"] > self.total_steps:
-            raise ValueError(
-                f"cannot resume {path}: it has done {checkpoint['epochs_done']:g} epochs, more "
-                f"than config.epochs={self.config.epochs:g}"
-            )
-        if (checkpoint["arch_optimizer"] is None) != (self.arch_optimizer is None):
-            raise CheckpointError(
-                f"checkpoint {path} and this model disagree on having architecture parameters"
-            )
         try:
             self.model.load_state_dict(checkpoint["model"])
             self.optimizer.load_state_dict(checkpoint["optimizer"])
