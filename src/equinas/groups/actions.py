@@ -53,6 +53,9 @@ def _bilinear_rotation_taps(height: int, width: int, rho: Fraction) -> tuple[tor
     Returns ``(index, weight)`` of shape ``[height*width, 4]``: output pixel ``p`` equals
     ``sum_k weight[p, k] * input.flatten()[index[p, k]]``; taps that fall outside the grid
     have weight 0.
+
+    Cached (``lru_cache``): every caller gets the SAME two tensors, so they are read-only --
+    index with them or copy them (``.to`` with a new device/dtype copies), never write into them.
     """
     src_r, src_c = (a[0] for a in rotation_sources(height, width, np.array([2.0 * math.pi * float(rho)])))
     r0, c0 = np.floor(src_r), np.floor(src_c)

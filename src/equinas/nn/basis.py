@@ -177,6 +177,9 @@ class HarmonicBasis(KernelBasis):
 
 @lru_cache(maxsize=64)
 def _make(name: str, kernel_size: int) -> KernelBasis:
+    """The shared basis instance per ``(name, kernel_size)``: every layer built with it holds the
+    SAME object, so the object and its tensors (``sampling``, the harmonic pseudo-inverse) are
+    read-only; ``action``/``element_matrices`` return fresh tensors."""
     return PixelBasis(kernel_size) if name == "pixel" else HarmonicBasis(kernel_size)
 
 
@@ -194,7 +197,7 @@ def kernel_basis(
     basis: str | KernelBasis, kernel_size: int, ambient: PlanarGroup | None = None
 ) -> KernelBasis:
     """The basis named ``basis`` (one of ``BASIS_CHOICES``; ``"auto"`` needs ``ambient``) for
-    ``kernel_size``, or ``basis`` itself."""
+    ``kernel_size``, or ``basis`` itself. Named bases are shared instances (read-only, see ``_make``)."""
     if isinstance(basis, KernelBasis):
         if basis.kernel_size != kernel_size:
             raise ValueError(f"{basis} does not fit kernel_size {kernel_size}")
