@@ -80,7 +80,16 @@ class HeadSpec:
 
 @dataclass(frozen=True)
 class ArchSpec:
-    """A whole network; see the module docstring for the JSON form."""
+    """A whole network; see the module docstring for the JSON form.
+
+    >>> spec = backbone("D4", widths=(8, 16), pools_after=(0,), kernel_size=3)
+    >>> [(layer.group, layer.channels, layer.pool) for layer in spec.layers]
+    [('D4', 8, True), ('D4', 16, False)]
+    >>> ArchSpec.from_json(spec.to_json()) == spec
+    True
+    >>> spec.with_layer(1, group="C4").groups_per_layer()
+    ['D4', 'C4']
+    """
 
     layers: tuple[LayerSpec, ...]
     ambient: str = "D4"

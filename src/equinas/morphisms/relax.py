@@ -106,7 +106,29 @@ def relax_norm(norm: GroupBatchNorm, subgroup: PlanarGroup | str) -> GroupBatchN
 
 
 def relax(module: nn.Module, subgroup: PlanarGroup | str) -> nn.Module:
-    """Relax a lifting/group conv or a group batch norm to ``subgroup`` (see module doc)."""
+    """Relax a lifting/group conv or a group batch norm to ``subgroup`` (see module doc).
+
+    The relaxed layer computes the same function with ``|H:K|`` times more parameters, and
+    only promises equivariance to ``K``:
+
+    >>> from equinas.nn import GroupConv
+    >>> conv = GroupConv(2, 2, 3, "D4")
+    >>> relaxed = relax(conv, "C4")
+    >>> x = torch.randn(1, 2, 8, 7, 7)
+    >>> torch.allclose(relaxed(x), conv(x), atol=1e-5), relaxed.weight.numel() // conv.weight.numel()
+    (True, 2)
+
+    Notes: with pixel kernels, relaxing a D8 layer to a subgroup with interpolated mirrors
+    composes two interpolations, so the function is kept only approximately, and ``relax``
+    says so:
+
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     _ = relax(GroupConv(1, 1, 3, "D8", basis="pixel"), "D4[axis=1]")
+    >>> caught[0].category.__name__
+    'InexactRelaxationWarning'
+    """
     if isinstance(module, RegularConv):
         return relax_conv(module, subgroup)
     if isinstance(module, GroupBatchNorm):

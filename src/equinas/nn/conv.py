@@ -99,6 +99,14 @@ class ConvBase(CachedFilter):
             return f"[B, {self.in_channels}, H, W]"
         return f"[B, {self.in_channels}, {self.ambient.order}, H, W]"
 
+    def output_shape_hint(self) -> str:
+        return f"[B, {self.out_channels}, {self.ambient.order}, H, W]"
+
+    def layout_repr(self) -> str:
+        """``input -> output`` shapes and the parameter count, for ``extra_repr``."""
+        params = sum(p.numel() for p in self.parameters())
+        return f"{self.input_shape_hint()} -> {self.output_shape_hint()}, params={params}"
+
     def check_input(self, x: torch.Tensor) -> None:
         expected = (self.in_channels,) if self.lifting else (self.in_channels, self.ambient.order)
         if x.dim() != len(expected) + 3 or tuple(x.shape[1 : 1 + len(expected)]) != expected:
@@ -176,7 +184,7 @@ class RegularConv(ConvBase):
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
             f"group={self.group}, ambient={self.ambient}, bias={self.bias is not None}, "
-            f"basis={self.basis.name}"
+            f"basis={self.basis.name}, {self.layout_repr()}"
         )
 
 
@@ -184,14 +192,38 @@ class LiftingConv(RegularConv):
     """Lifting convolution (paper Eq. 2): images ``[B, C_in, H, W]`` -> ``[B, C_out, |G|, H, W]``.
 
     Equivariant to ``group`` (a subgroup of ``ambient``): ``conv(g.x) = g.conv(x)`` for every
-    ``g`` in ``group``, exactly for elements that are multiples of 90 degrees.
+    ``g`` in ``group``, exactly for elements that are multiples of 90 degrees. Its weight has
+    ``C_out |G:H| C_in`` kernels of ``|H|``-orbit-free pixels (``k*k`` each).
+
+    >>> conv = LiftingConv(1, 4, 3, "D4")
+    >>> conv  # doctest: +NORMALIZE_WHITESPACE
+    LiftingConv(
+      1, 4, kernel_size=3, group=D4, ambient=D4, bias=False, basis=pixel,
+      [B, 1, H, W] -> [B, 4, 8, H, W], params=36
+      (expansion): FilterExpansion()
+    )
+    >>> conv(torch.randn(2, 1, 9, 9)).shape
+    torch.Size([2, 4, 8, 9, 9])
+    >>> LiftingConv(1, 4, 3, "C1", ambient="D4").weight.numel()  # |D4:C1| = 8 times more
+    288
     """
 
     lifting = True
 
 
 class GroupConv(RegularConv):
-    """Group convolution (paper Eq. 1): ``[B, C_in, |G|, H, W]`` -> ``[B, C_out, |G|, H, W]``."""
+    """Group convolution (paper Eq. 1): ``[B, C_in, |G|, H, W]`` -> ``[B, C_out, |G|, H, W]``.
+
+    Equivariant to ``group`` ``H`` (a subgroup of ``ambient`` ``G``); its weight holds
+    ``C_out C_in |G|^2 / |H|`` kernels. Any module built from these layers can be checked with
+    ``equinas.testing.assert_equivariant``.
+
+    >>> conv = GroupConv(4, 4, 3, "C4", ambient="D4")  # C4-equivariant on D4-layout maps
+    >>> conv(torch.randn(2, 4, 8, 9, 9)).shape
+    torch.Size([2, 4, 8, 9, 9])
+    >>> conv.weight.numel() == 4 * 4 * 8**2 // 4 * 3 * 3
+    True
+    """
 
     lifting = False
 

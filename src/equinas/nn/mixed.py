@@ -48,6 +48,16 @@ class MixedGroupConv(ConvBase):
         lifting: image input instead of group feature maps.
         alpha_init: initial logits (default all zero = uniform mixture); see ``prior_logits``.
         basis: kernel parametrisation shared by every candidate (``equinas.nn.basis``).
+
+    One convolution computes the weighted sum of the K candidate convolutions (Eq. 10), and
+    the layer is equivariant to the common subgroup:
+
+    >>> layer = MixedGroupConv(2, 3, 3, "D4", groups=["D4", "C4", "C2"])
+    >>> x = torch.randn(1, 2, 8, 9, 9)
+    >>> torch.allclose(layer(x), layer.forward_naive(x), atol=1e-5)
+    True
+    >>> str(layer.common), [k.numel() for k in layer.kernels]  # C_out C_in |G|^2/|G_i| k^2
+    ('C2', [432, 864, 1728])
     """
 
     def __init__(
@@ -143,5 +153,6 @@ class MixedGroupConv(ConvBase):
         kind = "lifting" if self.lifting else "group"
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, {kind}, "
-            f"ambient={self.ambient}, groups=[{names}], common={self.common}, basis={self.basis.name}"
+            f"ambient={self.ambient}, groups=[{names}], common={self.common}, basis={self.basis.name}, "
+            f"{self.layout_repr()}"
         )

@@ -69,4 +69,6 @@ class GroupBatchNorm(nn.Module):
         return torch.addcmul(shift, y, scale)
 
     def extra_repr(self) -> str:
-        return f"{self.channels}, group={self.group}, ambient={self.ambient}"
+        params = self.weight.numel() + self.bias.numel()
+        layout = f"[B, {self.channels}, {self.ambient.order}, H, W]"
+        return f"{self.channels}, group={self.group}, ambient={self.ambient}, {layout}, params={params}"

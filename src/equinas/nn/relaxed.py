@@ -73,7 +73,7 @@ class _ConstrainedBase(ConvBase):
         kind = "lifting" if self.lifting else "group"
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, {kind}, "
-            f"group={self.group}, ambient={self.ambient}, basis={self.basis.name}"
+            f"group={self.group}, ambient={self.ambient}, basis={self.basis.name}, {self.layout_repr()}"
         )
 
 
