@@ -258,3 +258,36 @@ def test_layer_arguments_are_type_checked(kwargs, error, message) -> None:
         GroupBatchNorm(1.5, "C4")
     with pytest.raises(TypeError, match="num_classes must be an integer"):
         InvariantHead(2, 2.0)
+
+
+def test_reprs_show_the_layout_and_parameter_count() -> None:
+    lift = LiftingConv(1, 4, 3, "C4", "D4", bias=True)
+    assert "[B, 1, H, W] -> [B, 4, 8, H, W], params=80" in repr(lift)  # 4*2*9 + 4*2
+    mixed = MixedGroupConv(2, 3, 3, "D4", groups=["D4", "C4"])
+    params = sum(p.numel() for p in mixed.parameters())
+    assert f"[B, 2, 8, H, W] -> [B, 3, 8, H, W], params={params}" in repr(mixed)
+    assert "[B, 3, 8, H, W], params=24" in repr(GroupBatchNorm(3, "C2", "D4"))  # 3 * |D4:C2| * 2
+    rpp = ResidualPathwayConv(2, 2, 3, "C4", "D4")
+    assert f"params={rpp.weight.numel() + rpp.free.numel()}" in repr(rpp)
+
+
+def test_networks_check_block_wiring_at_build_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    from equinas.models import EquivariantCNN, SpecError, backbone
+    from equinas.models.layers import LAYER_KINDS, LayerKind
+
+    def wider_input(ctx):
+        return GroupConv(ctx.in_channels + 1, ctx.out_channels, ctx.kernel_size, ctx.group, ctx.ambient)
+
+    def wider_output(ctx):
+        return GroupConv(ctx.in_channels, ctx.out_channels + 1, ctx.kernel_size, ctx.group, ctx.ambient)
+
+    own_group = LAYER_KINDS["regular"].norm_group
+    monkeypatch.setitem(LAYER_KINDS, "wider_input", LayerKind(build=wider_input, norm_group=own_group))
+    monkeypatch.setitem(LAYER_KINDS, "wider_output", LayerKind(build=wider_output, norm_group=own_group))
+    spec = backbone("D4", widths=(2, 3), pools_after=(0,), kernel_size=3)
+    message = r"layers\[1\] \(wider_input\): block 1 expects \[B, 3, 8, H, W\], but block 0 gives \[B, 2, 8"
+    with pytest.raises(SpecError, match=message):
+        EquivariantCNN(spec.with_layer(1, kind="wider_input"))
+    with pytest.raises(SpecError, match=r"layers\[1\] \(wider_output\): GroupConv gives \[B, 4, 8, H, W\]"):
+        EquivariantCNN(spec.with_layer(1, kind="wider_output"))
+    EquivariantCNN(spec)  # the regular layers fit

@@ -10,7 +10,7 @@ from torch import nn
 
 from equinas.groups import PlanarGroup, parse_group
 from equinas.models.layers import LAYER_KINDS, LayerContext
-from equinas.models.spec import ArchSpec
+from equinas.models.spec import ArchSpec, SpecError
 from equinas.morphisms import relax
 from equinas.nn import GroupBatchNorm, InvariantHead, SpatialPool
 from equinas.nn.mixed import MixedGroupConv
@@ -21,12 +21,37 @@ class EquivariantBlock(nn.Module):
 
     def __init__(self, conv: nn.Module, norm: GroupBatchNorm, pool: bool):
         super().__init__()
+        norm_input = f"[B, {norm.channels}, {norm.ambient.order}, H, W]"
+        if conv.output_shape_hint() != norm_input:
+            raise ValueError(
+                f"{type(conv).__name__} gives {conv.output_shape_hint()}, its batch norm expects {norm_input}"
+            )
         self.conv, self.norm = conv, norm
         self.pool = SpatialPool(2) if pool else None
+
+    def input_shape_hint(self) -> str:
+        return self.conv.input_shape_hint()
+
+    def output_shape_hint(self) -> str:
+        """The output layout (``H, W`` stand for whatever size the block gives, pooled or not)."""
+        return self.conv.output_shape_hint()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.relu(self.norm(self.conv(x)))
         return self.pool(y) if self.pool is not None else y
+
+
+def check_wiring(blocks: list[EquivariantBlock], spec: ArchSpec) -> None:
+    """``SpecError`` naming the first block whose input layout is not what precedes it gives
+    (the images ``[B, in_channels, H, W]`` or the previous block's output)."""
+    given, source = f"[B, {spec.in_channels}, H, W]", "the input images give"
+    for i, block in enumerate(blocks):
+        wanted = block.input_shape_hint()
+        if wanted != given:
+            raise SpecError(
+                f"layers[{i}] ({spec.layers[i].kind}): block {i} expects {wanted}, but {source} {given}"
+            )
+        given, source = block.output_shape_hint(), f"block {i} gives"
 
 
 class EquivariantCNN(nn.Module):
@@ -62,8 +87,13 @@ class EquivariantCNN(nn.Module):
             )
             kind = LAYER_KINDS[layer.kind]
             norm = GroupBatchNorm(layer.channels, kind.norm_group(ctx), ambient)
-            blocks.append(EquivariantBlock(kind.build(ctx), norm, layer.pool))
+            conv = kind.build(ctx)
+            try:
+                blocks.append(EquivariantBlock(conv, norm, layer.pool))
+            except ValueError as err:
+                raise SpecError(f"layers[{i}] ({layer.kind}): {err}") from None
             in_channels = layer.channels
+        check_wiring(blocks, spec)
         self.equivariant_blocks = nn.ModuleList(blocks)
         head = spec.head
         self.head = InvariantHead(
