@@ -27,6 +27,7 @@ import copy
 import math
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -262,16 +263,14 @@ def assert_equivariant(
     group: PlanarGroup | str | None = None,
     dtype: torch.dtype = torch.float64,
     atol: float | None = None,
-    interpolated_atol: float | None = None,
-    x: torch.Tensor | None = None,
-    size: int | None = None,
-    seed: int = 0,
+    **options: Any,
 ) -> EquivarianceReport:
     """Raise ``AssertionError`` naming the worst element unless ``module`` is equivariant.
 
-    Same arguments as ``equivariance_report``, which it returns when the check passes.
-    Interpolated (45-degree) elements without ``interpolated_atol`` are not asserted; their
-    measured errors come as an ``InexactEquivarianceWarning`` instead of passing silently.
+    Same arguments as ``equivariance_report`` (``options``: ``interpolated_atol``, ``x``,
+    ``size``, ``seed``), whose report it returns when the check passes. Interpolated
+    (45-degree) elements without ``interpolated_atol`` are not asserted; their measured errors
+    come as an ``InexactEquivarianceWarning`` instead of passing silently.
 
     >>> from equinas.nn import GroupConv
     >>> report = assert_equivariant(GroupConv(2, 3, 3, "C2", "D4"))
@@ -279,7 +278,7 @@ def assert_equivariant(
     ('C2', ['R(180)'])
     """
     __tracebackhide__ = True  # pytest shows the caller's frame
-    report = equivariance_report(module, group, dtype, atol, interpolated_atol, x, size, seed)
+    report = equivariance_report(module, group, dtype, atol, **options)
     failures = report.failures()
     if failures:
         name, err, bound = failures[0]
@@ -289,7 +288,7 @@ def assert_equivariant(
             f"{report.module} is not {report.group}-equivariant in {dtype}: element {name} has "
             f"relative error {err:.3g} > {bound:.0e}{also}\n{report}"
         )
-    if report.interpolated and interpolated_atol is None:
+    if report.interpolated and report.interpolated_tolerance is None:
         worst = max(report.interpolated, key=report.interpolated.__getitem__)
         warnings.warn(
             f"{report.module}: {len(report.interpolated)} interpolated element(s) of {report.group} were "
