@@ -4,8 +4,9 @@ Each (method, seed) is a full ``run_search`` into ``<out>/<label>-seed<k>``, see
 finished runs are skipped, so the script can be re-run after an interruption. At the end it
 writes ``<out>/summary.md`` (test accuracy mean ± std and compute per method),
 ``<out>/summary.json`` (``rows``: ``{task, method, seeds, test_acc_mean, test_acc_std,
-total_flops_mean, total_seconds_mean}``, ``total_seconds`` being the summed seconds of the
-run's evaluations) and ``<out>/cost_vs_accuracy.png``. The candidates of a ``grid`` run are
+params, total_flops_mean, total_seconds_mean}``, ``params`` listing the parameter counts of the
+picked networks, ``total_seconds`` being the summed seconds of the run's evaluations) and
+``<out>/cost_vs_accuracy.png``. The candidates of a ``grid`` run are
 also rows ``fixed-<G>`` (they are the fixed networks: same ids, seeds and budget).
 
 Methods are given as ``name``, ``name:GROUP`` (``fixed:C4`` = the fixed C4 G-CNN,
@@ -15,6 +16,9 @@ e.g. ``'{"equinas_e": {"generations": 3}, "equinas_d@prior": {"prior": 2.0}}'``.
 
     python benchmarks/compare_methods.py --task rotmnist --seeds 0 1 2 --epochs 2 \\
         --methods equinas_e equinas_d fixed:C1 fixed:C4 fixed:D4 rpp --workers 4 --device cuda
+
+Every option of ``equinas search`` for the data, training and network applies (e.g.
+``--backbone resnet --widths 4,4,8,8 --pools-after 1,2 --kernel-size 3``).
 """
 
 from __future__ import annotations
@@ -80,16 +84,17 @@ def run_one(args: argparse.Namespace, entry: str, seed: int) -> str:
     return str(path)
 
 
-def _row(task: str, method: str, results: list[tuple[float, Cost]]) -> dict:
-    tests = [100 * acc for acc, _ in results]
+def _row(task: str, method: str, results: list[tuple[float, Cost, int]]) -> dict:
+    tests = [100 * acc for acc, _, _ in results]
     return {
         "task": task,
         "method": method,
         "seeds": len(results),
         "test_acc_mean": statistics.fmean(tests),
         "test_acc_std": statistics.stdev(tests) if len(tests) > 1 else 0.0,
-        "total_flops_mean": statistics.fmean(c.total_flops for _, c in results),
-        "total_seconds_mean": statistics.fmean(c.train_seconds for _, c in results),
+        "params": sorted({params for _, _, params in results}),
+        "total_flops_mean": statistics.fmean(c.total_flops for _, c, _ in results),
+        "total_seconds_mean": statistics.fmean(c.train_seconds for _, c, _ in results),
     }
 
 
@@ -97,13 +102,17 @@ def summary_rows(paths: list[str]) -> list[dict]:
     """One row per (task, method label), plus ``fixed-<G>`` rows from the candidates of grids."""
     rows, fixed = [], {}
     for (task, label), runs in grouped_runs(paths, label="run").items():
-        rows.append(_row(task, label, [(r["best"].test_acc or 0.0, r["total_cost"]) for r in runs]))
+        rows.append(
+            _row(task, label, [(r["best"].test_acc or 0.0, r["total_cost"], r["best"].params) for r in runs])
+        )
         if label != "grid":
             continue
         for run in runs:
             for record in RunDirectory(run["run"]).records():
                 key = (task, record.candidate_id)
-                fixed.setdefault(key, []).append((record.test_acc or 0.0, Cost.from_dict(record.cost)))
+                fixed.setdefault(key, []).append(
+                    (record.test_acc or 0.0, Cost.from_dict(record.cost), record.params)
+                )
     own = {(row["task"], row["method"]) for row in rows}
     rows += [
         _row(task, cid, results) for (task, cid), results in sorted(fixed.items()) if (task, cid) not in own

@@ -285,7 +285,7 @@ def test_networks_check_block_wiring_at_build_time(monkeypatch: pytest.MonkeyPat
     monkeypatch.setitem(LAYER_KINDS, "wider_input", LayerKind(build=wider_input, norm_group=own_group))
     monkeypatch.setitem(LAYER_KINDS, "wider_output", LayerKind(build=wider_output, norm_group=own_group))
     spec = backbone("D4", widths=(2, 3), pools_after=(0,), kernel_size=3)
-    message = r"layers\[1\] \(wider_input\): block 1 expects \[B, 3, 8, H, W\], but block 0 gives \[B, 2, 8"
+    message = r"layers\[1\] \(wider_input\): layer 1 expects \[B, 3, 8, H, W\], but layer 0 gives \[B, 2, 8"
     with pytest.raises(SpecError, match=message):
         EquivariantCNN(spec.with_layer(1, kind="wider_input"))
     with pytest.raises(SpecError, match=r"layers\[1\] \(wider_output\): GroupConv gives \[B, 4, 8, H, W\]"):

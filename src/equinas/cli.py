@@ -119,14 +119,22 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
 
 def add_backbone_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("network (the paper's MNIST backbone by default)")
+    g.add_argument(
+        "--backbone",
+        choices=("plain", "resnet"),
+        default="plain",
+        help="plain: one conv block per --widths entry; resnet: a stem conv for the first entry, then "
+        "a residual block of two convs (identity or 1x1 projection skip) per further entry, "
+        "every conv its own searchable layer",
+    )
     g.add_argument("--ambient", default="D4", help="ambient group of the feature layout")
     g.add_argument(
         "--widths",
         type=_int_list,
         default=(16, 16, 16, 16, 32, 32, 32, 32),
-        help="ambient channels per layer",
+        help="ambient channels per block (plain: per layer; resnet: stem, then per residual block)",
     )
-    g.add_argument("--pools-after", type=_int_list, default=(2, 4), help="layers followed by a 2x2 max pool")
+    g.add_argument("--pools-after", type=_int_list, default=(2, 4), help="blocks followed by a 2x2 max pool")
     g.add_argument("--kernel-size", type=int, default=5)
     g.add_argument(
         "--kernel-basis",
@@ -211,6 +219,7 @@ def backbone_settings(args: argparse.Namespace):
         basis=args.kernel_basis,
         hidden=args.hidden,
         width_rule=args.width_rule,
+        backbone=args.backbone,
     )
 
 
@@ -271,7 +280,7 @@ def resolve_arch(arch: str, args: argparse.Namespace, data) -> Any:
 
 # -- commands -------------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
-    from equinas.models import EquivariantCNN
+    from equinas.models import build_network
     from equinas.search.validation import option_error
     from equinas.train import train
     from equinas.train.files import directory_problem
@@ -298,7 +307,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             if layer.kind == "regular":
                 spec = spec.with_layer(i, kind="cr")
     torch.manual_seed(args.seed)
-    model = EquivariantCNN(spec)
+    model = build_network(spec)
     result = train(
         model,
         data,

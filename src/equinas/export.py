@@ -1,14 +1,19 @@
-"""Export of an ``EquivariantCNN`` to plain PyTorch, TorchScript and ONNX for inference.
+"""Export of an ``EquivariantCNN`` or ``ResidualCNN`` to plain PyTorch, TorchScript and ONNX.
 
-``export_plain`` builds an ``nn.Sequential`` made only of standard ``torch.nn`` modules that
-computes the network's eval-mode function. Feature maps stay flattened, ``[B, C*|G|, H, W]``
-(channel-major, as ``ConvBase.export`` lays them out):
+``export_plain`` builds a module made only of standard ``torch.nn`` modules that computes the
+network's eval-mode function: an ``nn.Sequential`` for a plain network, a ``torch.fx.GraphModule``
+(the same modules plus the additions of the skips) for a resnet. Feature maps stay flattened,
+``[B, C*|G|, H, W]`` (channel-major, as ``ConvBase.export`` lays them out):
 
     block l:  Conv2d (expanded filter, batch norm folded in) -> ReLU [-> MaxPool2d/AvgPool2d]
     head:     Unflatten(1, (C, |G|))                          [B, C, |G|, H, W]
               -> MaxPool3d/AvgPool3d((|G|, 1, 1))             group pool  [B, C, 1, H, W]
               -> AdaptiveMaxPool3d/AdaptiveAvgPool3d(1)       spatial pool [B, C, 1, 1, 1]
               -> Flatten(1) -> classifier (a copy of the head's Linear/BatchNorm1d/ELU stack)
+
+    resnet:   stem as block 0; residual block j:
+              y = Conv2d (conv2, norm2 folded)(ReLU(Conv2d (conv1, norm1 folded)(x)))
+              x = ReLU(y + (x or Conv2d 1x1 (skip conv and norm folded)(x))) [-> pool]
 
 Every conv layer (regular, mixed, ``rpp``, ``rgconv``, ``cr``) contributes its current expanded
 filter, i.e. its function in eval mode. Batch norms use eval semantics (running statistics).
@@ -19,13 +24,14 @@ equinas is not installed.
 from __future__ import annotations
 
 import copy
+import operator
 from collections import OrderedDict
 from pathlib import Path
 
 import torch
-from torch import nn
+from torch import fx, nn
 
-from equinas.models import EquivariantBlock, EquivariantCNN
+from equinas.models import EquivariantBlock, EquivariantCNN, ResidualBlock, ResidualCNN, SpecNetwork
 from equinas.nn import GroupBatchNorm, InvariantHead, SpatialPool
 
 
@@ -82,13 +88,56 @@ def _head_modules(head: InvariantHead, order: int) -> list[tuple[str, nn.Module]
     ]
 
 
-def export_plain(model: EquivariantCNN) -> nn.Sequential:
-    """The eval-mode function of ``model`` as an ``nn.Sequential`` of standard torch modules.
+def _residual_modules(block: ResidualBlock, index: int) -> dict[str, nn.Module]:
+    """Plain modules of a residual block: folded convs, ReLUs, the folded skip, optional pool."""
+    modules = {
+        f"block{index}_conv1": fold_batch_norm(block.conv1.export(), block.norm1),
+        f"block{index}_relu1": nn.ReLU(),
+        f"block{index}_conv2": fold_batch_norm(block.conv2.export(), block.norm2),
+        f"block{index}_relu2": nn.ReLU(),
+    }
+    if block.skip is not None:
+        modules[f"block{index}_skip"] = fold_batch_norm(block.skip.conv.export(), block.skip.norm)
+    if block.pool is not None:
+        modules[f"block{index}_pool"] = _spatial_pool(block.pool)
+    return modules
+
+
+def _export_residual(model: ResidualCNN) -> fx.GraphModule:
+    """The eval-mode function of a resnet as a graph of standard modules and additions."""
+    root = nn.Module()
+    graph = fx.Graph()
+    x = graph.placeholder("images")
+
+    def chain(named: list[tuple[str, nn.Module]], node: fx.Node) -> fx.Node:
+        for name, module in named:
+            root.add_module(name, module)
+            node = graph.call_module(name, (node,))
+        return node
+
+    x = chain(_block_modules(model.stem, 0), x)
+    for j, block in enumerate(model.residual_blocks, start=1):
+        mods = _residual_modules(block, j)
+        y = chain([(n, mods[n]) for n in (f"block{j}_conv1", f"block{j}_relu1", f"block{j}_conv2")], x)
+        skip = chain([(f"block{j}_skip", mods[f"block{j}_skip"])], x) if block.skip is not None else x
+        x = graph.call_function(operator.add, (y, skip))
+        x = chain([(n, mods[n]) for n in (f"block{j}_relu2", f"block{j}_pool") if n in mods], x)
+    graph.output(chain(_head_modules(model.head, model.ambient.order), x))
+    return fx.GraphModule(root, graph, class_name="ResidualNetwork")
+
+
+def export_plain(model: SpecNetwork) -> nn.Module:
+    """The eval-mode function of ``model`` in standard torch modules (see the module docstring).
 
     Input images ``[B, in_channels, H, W]``, output logits ``[B, num_classes]``. The result is in
     eval mode, on the model's device and dtype, and shares no tensors with ``model``; the model
     itself is left unchanged.
     """
+    if isinstance(model, ResidualCNN):
+        with torch.no_grad():
+            return _export_residual(model).eval()
+    if not isinstance(model, EquivariantCNN):
+        raise TypeError(f"export_plain takes an EquivariantCNN or a ResidualCNN, got {type(model).__name__}")
     with torch.no_grad():
         named = [
             item for i, block in enumerate(model.equivariant_blocks) for item in _block_modules(block, i)
@@ -97,9 +146,7 @@ def export_plain(model: EquivariantCNN) -> nn.Sequential:
     return nn.Sequential(OrderedDict(named)).eval()
 
 
-def export_torchscript(
-    model: EquivariantCNN, path: str | Path, example: torch.Tensor
-) -> torch.jit.ScriptModule:
+def export_torchscript(model: SpecNetwork, path: str | Path, example: torch.Tensor) -> torch.jit.ScriptModule:
     """Trace ``export_plain(model)`` on ``example`` ``[B, C, H, W]`` and save it to ``path``.
 
     Every module of the plain export is shape-polymorphic, so the traced module accepts other
@@ -111,7 +158,7 @@ def export_torchscript(
     return traced
 
 
-def export_onnx(model: EquivariantCNN, path: str | Path, example: torch.Tensor) -> Path:
+def export_onnx(model: SpecNetwork, path: str | Path, example: torch.Tensor) -> Path:
     """Export ``export_plain(model)`` to the single ONNX file ``path`` (input ``images``, output
     ``logits``) with a dynamic batch axis; ``example`` ``[B, C, H, W]`` fixes the other sizes.
 

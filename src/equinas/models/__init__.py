@@ -2,7 +2,9 @@
 
 from equinas.models import aen  # noqa: F401  (registers the "aen_fc" model family)
 from equinas.models.cnn import EquivariantBlock, EquivariantCNN
-from equinas.models.registry import build_model, describe_layers, register_family
+from equinas.models.network import SpecNetwork
+from equinas.models.registry import build_model, build_network, describe_layers, register_family
+from equinas.models.resnet import ResidualBlock, ResidualCNN
 from equinas.models.spec import ArchSpec, HeadSpec, LayerSpec, SpecError, backbone
 
 __all__ = [
@@ -11,9 +13,13 @@ __all__ = [
     "EquivariantCNN",
     "HeadSpec",
     "LayerSpec",
+    "ResidualBlock",
+    "ResidualCNN",
     "SpecError",
+    "SpecNetwork",
     "backbone",
     "build_model",
+    "build_network",
     "describe_layers",
     "register_family",
 ]

@@ -1,8 +1,8 @@
 """Model families: how a JSON spec becomes a network.
 
-A spec dict names its family in ``"family"`` (default ``"cnn"``: an ``ArchSpec`` for
-``EquivariantCNN``). Other families (e.g. the fully connected AEN networks) register a
-builder and a short per-layer description used in result tables.
+A spec dict names its family in ``"family"`` (default ``"cnn"``: an ``ArchSpec``, built as an
+``EquivariantCNN`` or a ``ResidualCNN`` by its ``backbone``). Other families (e.g. the fully
+connected AEN networks) register a builder and a short per-layer description used in result tables.
 """
 
 from __future__ import annotations
@@ -14,7 +14,16 @@ from typing import Any
 from torch import nn
 
 from equinas.models.cnn import EquivariantCNN
+from equinas.models.network import SpecNetwork
+from equinas.models.resnet import ResidualCNN
 from equinas.models.spec import ArchSpec, SpecError
+
+NETWORKS: dict[str, type[SpecNetwork]] = {"plain": EquivariantCNN, "resnet": ResidualCNN}
+
+
+def build_network(spec: ArchSpec) -> SpecNetwork:
+    """The network of ``spec``, wired as its ``backbone`` says (plain stack or resnet)."""
+    return NETWORKS[spec.backbone](spec)
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,6 @@ def describe_layers(spec: dict[str, Any]) -> list[str]:
 
 register_family(
     "cnn",
-    build=lambda body: EquivariantCNN(ArchSpec.from_dict(body)),
+    build=lambda body: build_network(ArchSpec.from_dict(body)),
     describe=lambda body: ArchSpec.from_dict(body).groups_per_layer(),
 )

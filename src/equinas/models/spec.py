@@ -2,7 +2,7 @@
 
 Example (``ArchSpec.to_dict()``)::
 
-    {"ambient": "D4", "in_channels": 1, "num_classes": 10,
+    {"schema": 2, "backbone": "plain", "ambient": "D4", "in_channels": 1, "num_classes": 10,
      "layers": [{"kind": "regular", "group": "D4", "channels": 16, "kernel_size": 5,
                  "basis": "pixel", "pool": false}, ...],
      "head": {"group_pool": "max", "spatial_pool": "mean", "hidden": 64, "dropout": 0.0}}
@@ -15,6 +15,17 @@ subgroup it is constrained to. Layer kinds: ``regular`` (one ``group``), ``mixed
 its kernels are parametrised (``equinas.nn.basis``): ``pixel`` or ``harmonic`` (band-limited,
 for exact equivariance of the kernels to 45-degree rotations); a layer without it is a pixel
 layer (the files of earlier versions). ``backbone`` picks it by the ambient group.
+
+The ``backbone`` field says how the layers are wired. ``plain``: one block per layer, in a row.
+``resnet``: layer 0 is the stem block; layers ``2j+1`` and ``2j+2`` are the two convolutions
+of residual block ``j`` (``conv -> norm -> ReLU -> conv -> norm``, plus a skip, then ReLU);
+the skip is the identity when the block keeps its width and otherwise a 1x1 group conv with
+batch norm constrained like the block's second layer (see ``equinas.models.resnet``). Every
+layer is one searchable unit with its own group. A ``pool`` is allowed on the stem and on the
+second layer of a block (it pools the block's output), never inside a block.
+
+``schema`` versions the JSON: 1 is the unversioned form of earlier files (always ``plain``),
+2 adds ``schema`` and ``backbone``. ``from_dict`` reads both; ``to_dict`` writes the current one.
 """
 
 from __future__ import annotations
@@ -30,6 +41,9 @@ from equinas.models.errors import SpecError  # re-exported: ``from equinas.model
 from equinas.models.layers import LAYER_KINDS
 from equinas.nn.basis import BASES, resolve_basis_name
 from equinas.nn.pooling import POOLS
+
+SCHEMA_VERSION = 2
+BACKBONES = ("plain", "resnet")
 
 
 def _from_mapping(cls: type, data: Any, where: str) -> dict[str, Any]:
@@ -51,7 +65,8 @@ def _require(data: dict[str, Any], keys: tuple[str, ...], where: str) -> None:
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One equivariant block: conv -> group batch norm -> ReLU -> optional 2x2 max pool."""
+    """One searchable layer: a conv and its group batch norm (``plain``: then ReLU and an optional
+    2x2 max pool; ``resnet``: one of the two convs of a residual block, or the stem)."""
 
     channels: int
     kind: str = "regular"
@@ -96,6 +111,7 @@ class ArchSpec:
     in_channels: int = 1
     num_classes: int = 10
     head: HeadSpec = field(default_factory=HeadSpec)
+    backbone: str = "plain"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -119,6 +135,10 @@ class ArchSpec:
         amb = self.ambient_group()
         if not self.layers:
             raise SpecError("layers: a network needs at least one layer")
+        if self.backbone not in BACKBONES:
+            raise SpecError(f"backbone: expected one of {BACKBONES}, got {self.backbone!r}")
+        if self.backbone == "resnet":
+            self._validate_residual()
         for name in ("in_channels", "num_classes"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise SpecError(f"{name}: expected a positive integer, got {getattr(self, name)!r}")
@@ -157,6 +177,26 @@ class ArchSpec:
         if not 0.0 <= head.dropout < 1.0:
             raise SpecError(f"head.dropout: expected a value in [0, 1), got {head.dropout!r}")
 
+    def _validate_residual(self) -> None:
+        count = len(self.layers)
+        if count < 3 or count % 2 == 0:
+            raise SpecError(
+                f"layers: a resnet has a stem and two layers per residual block (an odd number >= 3), "
+                f"got {count} layers"
+            )
+        for first, _ in self.residual_blocks():
+            if self.layers[first].pool:
+                raise SpecError(
+                    f"layers[{first}].pool: the first layer of a residual block cannot pool (pool the "
+                    f"block's output: set it on layers[{first + 1}])"
+                )
+
+    def residual_blocks(self) -> list[tuple[int, int]]:
+        """``(first, second)`` layer indices of every residual block (``[]`` for ``plain``)."""
+        if self.backbone != "resnet":
+            return []
+        return [(i, i + 1) for i in range(1, len(self.layers), 2)]
+
     def check_input_size(self, height: int, width: int) -> tuple[int, int]:
         """Spatial size of the last block's maps for ``height x width`` inputs.
 
@@ -179,6 +219,8 @@ class ArchSpec:
     # -- (de)serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {
+            "schema": SCHEMA_VERSION,
+            "backbone": self.backbone,
             "ambient": self.ambient,
             "in_channels": self.in_channels,
             "num_classes": self.num_classes,
@@ -191,6 +233,18 @@ class ArchSpec:
 
     @classmethod
     def from_dict(cls, data: Any) -> ArchSpec:
+        """Read any schema version (see the module docstring); unknown fields are a ``SpecError``."""
+        if isinstance(data, dict) and "schema" in data:
+            data = dict(data)
+            version = data.pop("schema")
+            if not _is_int(version) or not 1 <= version <= SCHEMA_VERSION:
+                raise SpecError(
+                    f"schema: unsupported version {version!r}; this equinas reads 1 to {SCHEMA_VERSION}"
+                )
+        else:
+            version = 1
+        if version == 1 and isinstance(data, dict) and "backbone" in data:
+            raise SpecError("backbone: needs schema 2 or later (a version-1 spec is always plain)")
         top = _from_mapping(cls, data, "spec")
         _require(top, ("layers",), "spec")
         if not isinstance(top["layers"], list):
@@ -261,6 +315,16 @@ def _check_layout(widths: Any, pools_after: Any) -> None:
         raise SpecError(f"pools_after: a layer is listed twice in {tuple(pools_after)}")
 
 
+def _layer_blocks(widths: tuple[int, ...], network: str) -> list[int]:
+    """The entry of ``widths`` (and of ``pools_after``) each layer belongs to: one layer per entry
+    for ``plain``; for ``resnet`` one (the stem) for entry 0 and two for every other entry."""
+    if network == "plain":
+        return list(range(len(widths)))
+    if len(widths) < 2:
+        raise SpecError("widths: a resnet needs a stem and at least one residual block (two widths or more)")
+    return [0] + [b for b in range(1, len(widths)) for _ in range(2)]
+
+
 def backbone(
     group: str | list[str],
     *,
@@ -275,17 +339,25 @@ def backbone(
     width_rule: str = "channels",
     hidden: int | None = 64,
     options: dict[str, Any] | None = None,
+    backbone: str = "plain",
 ) -> ArchSpec:
-    """The paper's MNIST backbone (8 blocks of 16,16,16,16,32,32,32,32 D4 fields, kernel 5).
+    """The paper's MNIST backbone (8 blocks of 16,16,16,16,32,32,32,32 D4 fields, kernel 5), or
+    its residual counterpart.
+
+    ``widths`` has one entry per block. ``backbone='plain'``: a block is one layer.
+    ``backbone='resnet'``: entry 0 is the stem (one layer), every other entry a residual block
+    of two layers of that width (identity skip when the width is kept, a 1x1 projection
+    otherwise), so there are ``2 * len(widths) - 1`` layers. 2x2 max pools follow the blocks
+    listed in ``pools_after`` (28 -> 14 -> 7 keeps rotations exact: pooling even sizes
+    commutes with every element of D4, strided convolutions do not); the default ``None`` is
+    the paper's ``(2, 4)``, less the blocks a shorter network lacks.
 
     ``group`` is one group for every layer or one per layer; ``kind='mixed'`` builds a
     [G]-mixed network over the whole lattice of ``ambient``. ``width_rule`` keeps widths
     comparable across groups: ``'channels'`` keeps ``channels*|ambient|`` conv channels
     (the paper's rule; parameters grow as |ambient|/|H|), ``'params'`` scales each layer's
     ambient channels by ``sqrt(|H|/|ambient|)`` so parameter counts stay about equal.
-    2x2 max pools follow the blocks listed in ``pools_after`` (28 -> 14 -> 7 keeps rotations exact);
-    the default ``None`` is the paper's ``(2, 4)``, less the blocks a shorter network lacks.
-    ``widths`` must be positive and an explicit ``pools_after`` must name existing layers
+    ``widths`` must be positive and an explicit ``pools_after`` must name existing blocks
     (``SpecError``); ``ArchSpec.check_input_size`` checks the pools against an image size.
     ``basis`` parametrises every kernel (``pixel``, ``harmonic`` or ``auto``: harmonic for
     ambient groups with 45-degree-like elements, see ``equinas.nn.basis``).
@@ -295,16 +367,19 @@ def backbone(
         basis = resolve_basis_name(basis, amb)
     except ValueError as err:
         raise SpecError(f"basis: {err}") from None
+    if backbone not in BACKBONES:
+        raise SpecError(f"backbone: expected one of {BACKBONES}, got {backbone!r}")
     if pools_after is None:
         pools_after = tuple(i for i in PAPER_POOLS if i < len(widths))
     _check_layout(widths, pools_after)
-    per_layer = [group] * len(widths) if isinstance(group, str) else list(group)
-    if len(per_layer) != len(widths):
-        raise SpecError(f"{len(per_layer)} groups for {len(widths)} layers")
+    block_of = _layer_blocks(tuple(widths), backbone)
+    per_layer = [group] * len(block_of) if isinstance(group, str) else list(group)
+    if len(per_layer) != len(block_of):
+        raise SpecError(f"{len(per_layer)} groups for {len(block_of)} layers")
     if width_rule not in ("channels", "params"):
         raise SpecError(f"width_rule: expected 'channels' or 'params', got {width_rule!r}")
     layers = []
-    for i, (name, width) in enumerate(zip(per_layer, widths, strict=True)):
+    for i, (name, block) in enumerate(zip(per_layer, block_of, strict=True)):
         if kind == "mixed":
             g_kwargs: dict[str, Any] = {"groups": tuple(str(h) for h in subgroups(amb))}
             scale = 1.0
@@ -312,13 +387,14 @@ def backbone(
             g_kwargs = {"group": name}
             order = parse_group(name, ambient=amb).order
             scale = math.sqrt(order / amb.order) if width_rule == "params" else 1.0
+        last_of_block = i + 1 == len(block_of) or block_of[i + 1] != block
         layers.append(
             LayerSpec(
-                channels=max(1, round(width * scale)),
+                channels=max(1, round(widths[block] * scale)),
                 kind=kind,
                 kernel_size=kernel_size,
                 basis=basis,
-                pool=i in pools_after,
+                pool=last_of_block and block in pools_after,
                 options=dict(options or {}),
                 **g_kwargs,
             )
@@ -329,4 +405,5 @@ def backbone(
         in_channels=in_channels,
         num_classes=num_classes,
         head=HeadSpec(hidden=hidden),
+        backbone=backbone,
     )

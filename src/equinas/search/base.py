@@ -25,7 +25,11 @@ from equinas.train.cost import Cost
 
 @dataclass(frozen=True)
 class BackboneSettings:
-    """The network family searched over (defaults: the paper's MNIST backbone, D4 ambient)."""
+    """The network family searched over (defaults: the paper's MNIST backbone, D4 ambient).
+
+    ``backbone``: ``plain`` (one layer per entry of ``widths``) or ``resnet`` (a stem, then a
+    residual block of two layers per further entry; see ``equinas.models.backbone``).
+    """
 
     ambient: str = "D4"
     widths: tuple[int, ...] = (16, 16, 16, 16, 32, 32, 32, 32)
@@ -34,6 +38,7 @@ class BackboneSettings:
     basis: str = "auto"
     hidden: int | None = 64
     width_rule: str = "channels"
+    backbone: str = "plain"
 
     def spec(
         self, data: TaskData, group: str | Sequence[str], kind: str = "regular", **options: Any
@@ -52,6 +57,7 @@ class BackboneSettings:
             width_rule=self.width_rule,
             hidden=self.hidden,
             options=options or None,
+            backbone=self.backbone,
         )
 
 

@@ -102,7 +102,7 @@ class PriorRelaxed:
         jobs = []
         for target in s.targets:
             child = model
-            for layer in range(len(model.equivariant_blocks)):
+            for layer in range(model.num_layers):
                 child = relax_network(child, layer, target)
             jobs.append(
                 ev.job(
@@ -169,7 +169,7 @@ class RandomSearch:
         ev = Evaluator(ctx, self.name)
         lattice = [g.name for g in subgroups(ctx.backbone.ambient)]
         rng = random.Random(f"random-search:{ctx.seed}")
-        depth = len(ctx.backbone.widths)
+        depth = len(ctx.backbone.spec(ctx.data, ctx.backbone.ambient).layers)
         jobs = [
             ev.job(
                 f"random-{i:03d}", ctx.backbone.spec(ctx.data, [rng.choice(lattice) for _ in range(depth)])

@@ -128,6 +128,8 @@ def _comparable(key: str, value: Any) -> Any:
     """A ``search.json`` entry without the training settings that cannot change a result."""
     if key == "train" and isinstance(value, dict):
         return {k: v for k, v in value.items() if k not in RESULT_NEUTRAL}
+    if key == "backbone" and isinstance(value, dict):
+        return {"backbone": "plain", **value}  # runs recorded before resnets were plain
     return value
 
 

@@ -45,7 +45,9 @@ POSITIVE = frozenset(
 NON_NEGATIVE = frozenset(
     {"generations", "children_per_parent", "arch_weight_decay", "finetune_epochs", "prior", "gamma"}
 )
-BACKBONE_FIELDS = frozenset({"ambient", "widths", "pools_after", "kernel_size", "basis", "width_rule"})
+BACKBONE_FIELDS = frozenset(
+    {"ambient", "widths", "pools_after", "kernel_size", "basis", "width_rule", "backbone"}
+)
 # fields whose group names must be subgroups of another field's group
 WITHIN = {"targets": "prior"}
 

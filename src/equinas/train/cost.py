@@ -76,12 +76,15 @@ def macs_per_image(model: nn.Module, example: torch.Tensor, train_mode: bool = F
     """MACs of one forward pass per image of ``model`` in train or eval mode.
 
     ``example`` is one input ``[C, H, W]`` (or a batch, of which the first image is used).
-    Measured on a copy of the model (a train-mode pass would update batch-norm statistics).
+    Measured on a copy of the model (a train-mode pass would update batch-norm statistics), as
+    the difference of batches of 4 and 2 copies (a train-mode ``BatchNorm1d`` refuses batches of 1).
     """
     image = example[:1] if example.dim() == 4 else example.unsqueeze(0)
     probe = copy.deepcopy(model).train(train_mode)
     image = image.to(next(probe.parameters()).device)
-    return _forward_macs(probe, torch.cat([image, image])) - _forward_macs(probe, image)
+    return (
+        _forward_macs(probe, image.repeat(4, 1, 1, 1)) - _forward_macs(probe, image.repeat(2, 1, 1, 1))
+    ) // 2
 
 
 class ComputeMeter:
