@@ -24,6 +24,7 @@ from equinas.morphisms import relax_network
 from equinas.nn import GroupConv, SpatialPool
 from equinas.search import BackboneSettings, SearchContext, make_method, run_search
 from equinas.search.records import RunDirectory
+from equinas.testing import assert_equivariant
 from equinas.train import TrainConfig
 from equinas.train.cost import macs_per_image
 
@@ -393,3 +394,11 @@ def test_cli_trains_evaluates_and_searches_a_resnet(tmp_path, capsys) -> None:
     capsys.readouterr()
     assert main([*search[:-1], "--resume", "--backbone", "plain", "--quiet"]) == 2
     assert "backbone.backbone: 'resnet' -> 'plain'" in capsys.readouterr().err
+
+
+def test_equinas_testing_reads_resnets_and_their_blocks() -> None:
+    model = network(["D4", "C4", "D4", "D2", "C4"])
+    assert assert_equivariant(model).group == "C2"  # the intersection of the layers' groups
+    block = model.residual_blocks[1]  # the projection block: features in, features out
+    assert block.input_shape_hint() == "[B, 2, 8, H, W]" and block.output_shape_hint() == "[B, 3, 8, H, W]"
+    assert assert_equivariant(block).group == "C2"
