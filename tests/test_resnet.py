@@ -375,17 +375,8 @@ def test_cli_trains_evaluates_and_searches_a_resnet(tmp_path, capsys) -> None:
     assert json.loads(capsys.readouterr().out)["spec"] == ["C4"] * 3
     assert ArchSpec.load(run / "spec.json").backbone == "resnet"
     out = tmp_path / "eval.json"
-    argv = [
-        "evaluate",
-        str(run / "checkpoint.pt"),
-        "--task",
-        "mnist",
-        "--test-size",
-        "32",
-        "--val-size",
-        "32",
-    ]
-    assert main([*argv, "--output", str(out)]) == 0
+    sizes = ["--task", "mnist", "--test-size", "32", "--val-size", "32"]
+    assert main(["evaluate", str(run / "checkpoint.pt"), *sizes, "--output", str(out)]) == 0
     equivariance = json.loads(out.read_text())["equivariance"]
     assert len(equivariance["layers"]) == 2 and equivariance["group"] == "D4"
     search = ["search", "fixed", *small, "--groups", "C1", "--run-dir", str(tmp_path / "s"), "--quiet"]
