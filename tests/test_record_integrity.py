@@ -82,6 +82,20 @@ def test_a_torn_last_line_is_cut_off_and_kept_aside(tmp_path) -> None:
     assert all(json.loads(line) for line in run.jsonl.read_text().splitlines())
 
 
+def test_a_resume_removes_the_temp_files_of_killed_writes_and_nothing_else(tmp_path) -> None:
+    meta = {"method": "test", "seed": 0}
+    RunDirectory(tmp_path).create(meta, resume=False)
+    stale = [
+        tmp_path / ".search.json.0123456789abcdef.tmp",
+        tmp_path / "states" / ".x.pt.fedcba9876543210.tmp",
+    ]
+    kept = [tmp_path / "notes.tmp", tmp_path / ".search.json.not-hex.tmp"]
+    for path in stale + kept:
+        path.write_text("partial")
+    RunDirectory(tmp_path).create(meta, resume=True)
+    assert [p.exists() for p in stale + kept] == [False, False, True, True]
+
+
 def _diverge_on(monkeypatch, seed: int) -> None:
     real_train = evaluate_module.train
 

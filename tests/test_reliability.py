@@ -158,11 +158,13 @@ def test_search_killed_with_sigkill_resumes_to_the_same_result(tmp_path) -> None
     partial = _kill_after(_run_cli([*SEARCH, "--run-dir", str(killed)], env), records, first)
     assert first <= len(partial) < 10, "the kill should land mid-search"
     assert json.loads((killed / "search.json").read_text())["status"] == "running"
-    assert not list(killed.rglob("*.tmp"))  # atomic writes leave no temp files behind
+    for written in killed.rglob("*.json"):  # a kill mid-write leaves a temp file, never a torn file
+        json.loads(written.read_text())
     resumed = _run_cli([*SEARCH, "--run-dir", str(killed), "--resume"], env)
     partial = _kill_after(resumed, records, max(second, len(partial) + 1))
 
     assert _run_cli([*SEARCH, "--run-dir", str(killed), "--resume"], env).wait(timeout=300) == 0
+    assert not list(killed.rglob("*.tmp"))  # a resume clears what killed writes left behind
     ref = {r["candidate_id"]: r["val_acc"] for r in map(json.loads, (reference / "candidates.jsonl").open())}
     got = [json.loads(line) for line in records.read_text().splitlines()]
     assert {r["candidate_id"]: r["val_acc"] for r in got} == ref  # same numbers, nothing lost

@@ -26,7 +26,7 @@ import torch
 
 from equinas.train.config import RESULT_NEUTRAL
 from equinas.train.cost import Cost
-from equinas.train.files import atomic_write, atomic_write_text
+from equinas.train.files import atomic_write, atomic_write_text, remove_stale_temp_files_under
 
 STATUS_OK = "ok"
 STATUS_DIVERGED = "diverged"
@@ -181,6 +181,7 @@ class RunDirectory:
             sessions = list(old.get("sessions", []))
         self.path.mkdir(parents=True, exist_ok=True)
         self.states.mkdir(exist_ok=True)
+        remove_stale_temp_files_under(self.path)  # left by a killed atomic write
         self.repair_tail()
         self._previous_sessions = sum(sessions)
         self._session_start = time.perf_counter()

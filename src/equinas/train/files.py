@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
 _TEMP_SUFFIX = ".tmp"
+_TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{16}\.tmp")
 
 
 def _temp_prefix(path: Path) -> str:
@@ -57,7 +59,17 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def remove_stale_temp_files(path: str | os.PathLike) -> None:
     """Delete temp files that ``atomic_write(path, ...)`` left when its process was killed."""
     path = Path(path)
-    for stale in path.parent.glob(f"{_temp_prefix(path)}*{_TEMP_SUFFIX}"):
+    _unlink_all(path.parent.glob(f"{_temp_prefix(path)}*{_TEMP_SUFFIX}"))
+
+
+def remove_stale_temp_files_under(directory: str | os.PathLike) -> None:
+    """Delete every temp file that a killed ``atomic_write`` left anywhere below ``directory``
+    (only names of the form ``.<name>.<16 hex digits>.tmp``; other files are never touched)."""
+    _unlink_all(p for p in Path(directory).rglob(f".*{_TEMP_SUFFIX}") if _TEMP_NAME.fullmatch(p.name))
+
+
+def _unlink_all(paths: Iterable[Path]) -> None:
+    for stale in list(paths):
         with contextlib.suppress(FileNotFoundError):
             stale.unlink()
 
