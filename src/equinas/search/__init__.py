@@ -5,6 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from equinas.search.aen import AENGCNNSearch, AENGCNNSettings, AENSearch, AENSettings
+from equinas.search.approximate import (
+    LPSSearch,
+    LPSSettings,
+    SymmetryBreakingSearch,
+    SymmetryBreakingSettings,
+)
 from equinas.search.base import (
     BackboneSettings,
     Evaluator,
@@ -44,6 +50,8 @@ METHODS: dict[str, tuple[type, type]] = {
     "random": (RandomSearch, RandomSettings),
     "aen": (AENSearch, AENSettings),
     "aen_gcnn": (AENGCNNSearch, AENGCNNSettings),
+    "lps": (LPSSearch, LPSSettings),
+    "symmetry_breaking": (SymmetryBreakingSearch, SymmetryBreakingSettings),
 }
 
 
@@ -74,6 +82,8 @@ __all__ = [
     "Evaluator",
     "FixedGroups",
     "FixedSettings",
+    "LPSSearch",
+    "LPSSettings",
     "GridSearch",
     "GridSettings",
     "LayerKindSettings",
@@ -87,6 +97,8 @@ __all__ = [
     "SearchContext",
     "SearchMethod",
     "SearchResult",
+    "SymmetryBreakingSearch",
+    "SymmetryBreakingSettings",
     "best_of",
     "make_method",
     "run_search",

@@ -1,0 +1,199 @@
+"""Learned probabilistic symmetrization (LPS, Kim et al. 2023) of any backbone, family ``"lps"``.
+
+``f(x) = sum_g p(g | x) phi(g^-1 . x)`` over the elements ``g`` of a finite ambient group ``G``:
+``phi`` is any network built from a spec (default: the C1 network of the backbone, which is not
+invariant), ``p(. | x)`` the softmax of the ``|G|`` logits of a small G-CNN (``ElementLogits``)
+whose group axis *is* the logit vector. As its logits permute with the input,
+``p(hg | h.x) = p(g | x)``, and substituting ``g = h g'`` shows ``f(h.x) = f(x)`` for every ``h``
+of ``G`` acting exactly on the pixel grid (multiples of 90 degrees, mirrors).
+
+- Evaluation (eval mode), ``eval_mode="exact"`` (default): the sum over all ``|G|`` elements,
+  ``|G|`` passes of ``phi``; exactly invariant. ``eval_mode="sample"``: the mean of ``phi`` over
+  ``eval_samples`` elements drawn from ``p`` (a fixed noise generator, so evaluations are
+  repeatable and draw nothing from the global random state); invariant in distribution.
+- Training (train mode): ``train_samples`` elements per image drawn with the Gumbel-max trick
+  from ``softmax(logits / temperature)``; the output is the mean of ``w_s phi(g_s^-1 . x)``
+  with the straight-through weight ``w_s = 1 + q_s - stop_grad(q_s)``, ``q_s`` the relaxed
+  (Gumbel-softmax) probability of the drawn element: the value is the plain sample mean and the
+  gradient reaches ``p`` through ``q_s``. Costs ``train_samples`` passes of ``phi``.
+
+Spec (``backbone`` required; it is any model spec, e.g. ``ArchSpec.to_dict()``)::
+
+    {"family": "lps", "backbone": {...}, "ambient": "D4", "in_channels": 1,
+     "pnet_channels": 4, "pnet_kernel": 5, "train_samples": 1, "temperature": 1.0,
+     "eval_mode": "exact", "eval_samples": 8, "noise_seed": 0}
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from equinas.groups import PlanarGroup, act_on_images, parse_group
+from equinas.models.registry import build_model, describe_layers, register_family
+from equinas.models.spec import SpecError
+from equinas.nn import GroupBatchNorm, GroupConv, LiftingConv, SpatialPool
+
+FAMILY = "lps"
+EVAL_MODES = ("exact", "sample")
+
+
+class ElementLogits(nn.Module):
+    """``p``'s logits: ``lift -> group BN -> ReLU -> 2x2 pool -> group conv to 1 field -> spatial mean``.
+
+    Images ``[B, C, H, W]`` -> logits ``[B, |G|]``, one per element of ``ambient`` (in its
+    element order). Being a G-CNN whose last map has one field, its group axis permutes like
+    the group: ``logits(h.x)[index(h g)] = logits(x)[index(g)]`` for exact elements ``h``
+    (with even ``H``, ``W``: the pool is then exact).
+    """
+
+    def __init__(self, in_channels: int, channels: int, kernel_size: int, ambient: PlanarGroup):
+        super().__init__()
+        self.lift = LiftingConv(in_channels, channels, kernel_size, ambient, ambient)
+        self.norm = GroupBatchNorm(channels, ambient, ambient)
+        self.pool = SpatialPool(2)
+        self.out = GroupConv(channels, 1, kernel_size, ambient, ambient)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.pool(F.relu(self.norm(self.lift(x))))
+        return self.out(y).mean(dim=(-2, -1))[:, 0]
+
+
+def transform_each(x: torch.Tensor, indices: torch.Tensor, group: PlanarGroup) -> torch.Tensor:
+    """``g_i^-1 . x_i`` for images ``x [N, C, H, W]`` and element indices ``indices [N]`` of ``group``."""
+    out = torch.empty_like(x)
+    for i, g in enumerate(group.elements):
+        chosen = indices == i
+        if bool(chosen.any()):
+            out[chosen] = act_on_images(x[chosen], group.inverse(g), group)
+    return out
+
+
+class LPSNetwork(nn.Module):
+    """``f(x) = sum_g p(g|x) phi(g^-1 x)``; see the module docstring for training and evaluation.
+
+    Input ``[B, in_channels, H, W]``, output ``[B, num_classes]`` (those of ``phi``).
+    ``ambient`` and ``features`` (no per-layer maps: an empty list) let run records measure
+    the output's invariance error under the ambient group.
+    """
+
+    def __init__(self, spec: LPSSpec):
+        super().__init__()
+        self.spec = spec
+        self.group = parse_group(spec.ambient)
+        self.pnet = ElementLogits(spec.in_channels, spec.pnet_channels, spec.pnet_kernel, self.group)
+        self.phi = build_model(spec.backbone)
+
+    @property
+    def ambient(self) -> PlanarGroup:
+        return self.group
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return []
+
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """``p(g | x)``, ``[B, |G|]``."""
+        return torch.softmax(self.pnet(x) / self.spec.temperature, dim=-1)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.dim() != 4 or x.shape[1] != self.spec.in_channels:
+            raise ValueError(
+                f"LPSNetwork expects images [B, {self.spec.in_channels}, H, W], got {tuple(x.shape)}"
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        logits = self.pnet(x)
+        if self.training:
+            return self._sampled(x, logits, self.spec.train_samples, None)
+        if self.spec.eval_mode == "sample":
+            generator = torch.Generator(x.device).manual_seed(self.spec.noise_seed)
+            return self._sampled(x, logits, self.spec.eval_samples, generator)
+        probs = torch.softmax(logits / self.spec.temperature, dim=-1)
+        out = 0.0
+        for i, g in enumerate(self.group.elements):
+            out = out + probs[:, i, None] * self.phi(act_on_images(x, self.group.inverse(g), self.group))
+        return out
+
+    def _sampled(
+        self, x: torch.Tensor, logits: torch.Tensor, samples: int, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        """Mean of ``w_s phi(g_s^-1 x)`` over ``samples`` Gumbel-max draws per image."""
+        batch, order = logits.shape
+        uniform = torch.rand(
+            batch, samples, order, generator=generator, device=logits.device, dtype=logits.dtype
+        )
+        gumbel = -torch.log(-torch.log(uniform.clamp_min(torch.finfo(logits.dtype).tiny)))
+        relaxed = torch.softmax((logits[:, None, :] + gumbel) / self.spec.temperature, dim=-1)
+        chosen = relaxed.argmax(dim=-1)  # [B, S]: a draw from softmax(logits / temperature)
+        q = relaxed.gather(-1, chosen[..., None])[..., 0]
+        weight = 1.0 + q - q.detach()
+        inputs = transform_each(x.repeat_interleave(samples, dim=0), chosen.reshape(-1), self.group)
+        out = self.phi(inputs)
+        return (weight[..., None] * out.reshape(batch, samples, -1)).mean(dim=1)
+
+
+@dataclass(frozen=True)
+class LPSSpec:
+    """The validated body of an ``"lps"`` spec (everything but ``"family"``)."""
+
+    backbone: dict[str, Any] = field(default_factory=dict)
+    ambient: str = "D4"
+    in_channels: int = 1
+    pnet_channels: int = 4
+    pnet_kernel: int = 5
+    train_samples: int = 1
+    temperature: float = 1.0
+    eval_mode: str = "exact"
+    eval_samples: int = 8
+    noise_seed: int = 0
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]) -> LPSSpec:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(body) - known)
+        if unknown:
+            raise SpecError(f"{FAMILY}: unknown key(s) {unknown}; known: {sorted(known)}")
+        if not isinstance(body.get("backbone"), dict):
+            raise SpecError(f"{FAMILY}: 'backbone' (the spec of the network phi, an object) is required")
+        spec = cls(**body)
+        spec.validate()
+        return spec
+
+    def validate(self) -> None:
+        try:
+            parse_group(self.ambient)
+        except ValueError as err:
+            raise SpecError(f"{FAMILY}.ambient: {err}") from None
+        for key in ("in_channels", "pnet_channels", "pnet_kernel", "train_samples", "eval_samples"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise SpecError(f"{FAMILY}.{key}: expected a positive integer, got {value!r}")
+        if self.pnet_kernel % 2 == 0:
+            raise SpecError(f"{FAMILY}.pnet_kernel: expected an odd kernel size, got {self.pnet_kernel}")
+        if isinstance(self.noise_seed, bool) or not isinstance(self.noise_seed, int) or self.noise_seed < 0:
+            raise SpecError(f"{FAMILY}.noise_seed: expected an integer >= 0, got {self.noise_seed!r}")
+        temperature = self.temperature
+        if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not temperature > 0:
+            raise SpecError(f"{FAMILY}.temperature: expected a number > 0, got {temperature!r}")
+        if temperature == float("inf"):
+            raise SpecError(f"{FAMILY}.temperature: expected a finite number, got {temperature!r}")
+        if self.eval_mode not in EVAL_MODES:
+            raise SpecError(f"{FAMILY}.eval_mode: expected one of {EVAL_MODES}, got {self.eval_mode!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"family": FAMILY, **asdict(self)}
+
+    def describe(self) -> list[str]:
+        return [f"lps[{self.ambient}]", *describe_layers(self.backbone)]
+
+
+register_family(
+    FAMILY,
+    build=lambda body: LPSNetwork(LPSSpec.from_dict(body)),
+    describe=lambda body: LPSSpec.from_dict(body).describe(),
+)

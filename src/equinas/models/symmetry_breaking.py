@@ -1,0 +1,193 @@
+"""A G-CNN with learned symmetry-breaking inputs (Ashman et al. 2024), family ``"symmetry_breaking"``.
+
+An equivariant network ``E`` fed, beside the image ``x``, ``K`` learned maps ``t_1..t_K``
+(``[K, H, W]``) that are *not* transformed with the image: ``f(x) = E([x, t])``, the maps
+concatenated as extra input channels of the lifting convolution. Optionally (``layer_maps``)
+every block's output ``[C_l, |G|, H_l, W_l]`` also gets a learned map added to it. With maps
+that are all zero the network is exactly equivariant; as the maps learn, it departs from
+equivariance as far as the data asks, against an L2 penalty ``l2 * sum ||t||^2`` (added to the
+training loss by ``regularization_loss``). ``K = 0`` without layer maps is exactly the
+G-CNN: the same modules, parameters, state-dict keys and outputs.
+
+The maps start at ``init_scale * N(0, 1)`` (default 0: the network starts exactly
+equivariant). ``architecture_summary`` (recorded with every epoch by the training engine)
+holds the equivariance errors under the ambient group (``equinas.metrics.equivariance_summary``)
+on the first ``PROBE_IMAGES`` images of the last training batch, and the maps' norm.
+
+Spec::
+
+    {"family": "symmetry_breaking", "network": <ArchSpec dict of the G-CNN>,
+     "image_size": [28, 28], "breaking_inputs": 2, "layer_maps": false, "l2": 1e-3,
+     "init_scale": 0.0}
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from equinas.metrics import equivariance_summary
+from equinas.models.cnn import EquivariantCNN
+from equinas.models.registry import register_family
+from equinas.models.spec import ArchSpec, SpecError
+
+FAMILY = "symmetry_breaking"
+PROBE_IMAGES = 16
+
+
+class SymmetryBreakingCNN(EquivariantCNN):
+    """``EquivariantCNN`` over ``[x, t]`` with optional per-block maps; see the module docstring.
+
+    Input ``[B, C, H, W]`` with ``(H, W) == image_size``; output ``[B, num_classes]``.
+    ``self.spec`` is the G-CNN's spec with ``in_channels`` widened by ``K``.
+    """
+
+    def __init__(
+        self,
+        spec: ArchSpec,
+        image_size: tuple[int, int],
+        breaking_inputs: int = 0,
+        layer_maps: bool = False,
+        l2: float = 0.0,
+        init_scale: float = 0.0,
+    ):
+        super().__init__(replace(spec, in_channels=spec.in_channels + breaking_inputs))
+        self.image_channels, self.image_size, self.l2 = spec.in_channels, tuple(image_size), l2
+        height, width = self.image_size
+        self.breaking_inputs = (
+            nn.Parameter(init_scale * torch.randn(breaking_inputs, height, width))
+            if breaking_inputs
+            else None
+        )
+        self.breaking_maps = nn.ParameterList()
+        if layer_maps:
+            order = self.ambient.order
+            for layer in spec.layers:
+                height, width = (height // 2, width // 2) if layer.pool else (height, width)
+                self.breaking_maps.append(
+                    nn.Parameter(init_scale * torch.randn(layer.channels, order, height, width))
+                )
+        self._probe: torch.Tensor | None = None
+
+    def breaking_parameters(self) -> list[nn.Parameter]:
+        """Every learned symmetry-breaking map (empty for the plain G-CNN)."""
+        own = [self.breaking_inputs] if self.breaking_inputs is not None else []
+        return own + list(self.breaking_maps)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.dim() != 4 or x.shape[1] != self.image_channels or tuple(x.shape[-2:]) != self.image_size:
+            h, w = self.image_size
+            raise ValueError(
+                f"SymmetryBreakingCNN expects images [B, {self.image_channels}, {h}, {w}] (its breaking "
+                f"maps are {h}x{w}), got {tuple(x.shape)}"
+            )
+
+    def _blocks(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
+        """The output of every block (with its breaking map added)."""
+        self._check_input(x)
+        if self.training:
+            self._probe = x[:PROBE_IMAGES].detach()
+        if self.breaking_inputs is not None:
+            maps = self.breaking_inputs.to(x.dtype).expand(x.shape[0], -1, -1, -1)
+            x = torch.cat([x, maps], dim=1)
+        for i, block in enumerate(self.equivariant_blocks):
+            x = block(x)
+            if len(self.breaking_maps):
+                x = x + self.breaking_maps[i]
+            yield x
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return list(self._blocks(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for y in self._blocks(x):
+            x = y
+        return self.head(x)
+
+    def regularization_loss(self) -> torch.Tensor:
+        """The layers' own penalties plus ``l2 * sum ||t||^2`` over every breaking map."""
+        loss = super().regularization_loss()
+        maps = self.breaking_parameters()
+        if maps and self.l2:
+            loss = loss + self.l2 * sum(t.square().sum() for t in maps)
+        return loss
+
+    def architecture_summary(self) -> dict[str, Any]:
+        summary: dict[str, Any] = dict(super().architecture_summary())
+        maps = self.breaking_parameters()
+        summary["breaking_norm"] = math.sqrt(sum(float(t.detach().square().sum()) for t in maps))
+        if self._probe is not None:
+            errors = equivariance_summary(self, self._probe)
+            summary["equivariance"] = {"layers": errors["layers"], "output": errors["output"]}
+        return summary
+
+
+@dataclass(frozen=True)
+class SymmetryBreakingSpec:
+    """The validated body of a ``"symmetry_breaking"`` spec (everything but ``"family"``)."""
+
+    network: dict[str, Any] = field(default_factory=dict)
+    image_size: tuple[int, int] = (28, 28)
+    breaking_inputs: int = 0
+    layer_maps: bool = False
+    l2: float = 0.0
+    init_scale: float = 0.0
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]) -> SymmetryBreakingSpec:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(body) - known)
+        if unknown:
+            raise SpecError(f"{FAMILY}: unknown key(s) {unknown}; known: {sorted(known)}")
+        if not isinstance(body.get("network"), dict):
+            raise SpecError(f"{FAMILY}: 'network' (the ArchSpec of the G-CNN, an object) is required")
+        values = dict(body)
+        size = values.get("image_size", cls.image_size)
+        if (
+            not isinstance(size, list | tuple)
+            or len(size) != 2
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)
+        ):
+            raise SpecError(f"{FAMILY}.image_size: expected two positive integers [H, W], got {size!r}")
+        values["image_size"] = (int(size[0]), int(size[1]))
+        k = values.get("breaking_inputs", 0)
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise SpecError(f"{FAMILY}.breaking_inputs: expected an integer >= 0, got {k!r}")
+        if not isinstance(values.get("layer_maps", False), bool):
+            raise SpecError(f"{FAMILY}.layer_maps: expected a bool, got {values['layer_maps']!r}")
+        for key in ("l2", "init_scale"):
+            value = values.get(key, 0.0)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+                raise SpecError(f"{FAMILY}.{key}: expected a finite number >= 0, got {value!r}")
+        return cls(**values)
+
+    def arch(self) -> ArchSpec:
+        return ArchSpec.from_dict(self.network)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["image_size"] = list(self.image_size)
+        return {"family": FAMILY, **out}
+
+    def build(self) -> SymmetryBreakingCNN:
+        arch = self.arch()
+        arch.check_input_size(*self.image_size)
+        return SymmetryBreakingCNN(
+            arch, self.image_size, self.breaking_inputs, self.layer_maps, self.l2, self.init_scale
+        )
+
+    def describe(self) -> list[str]:
+        label = f"break{self.breaking_inputs}" + ("+maps" if self.layer_maps else "")
+        return [label, *self.arch().groups_per_layer()]
+
+
+register_family(
+    FAMILY,
+    build=lambda body: SymmetryBreakingSpec.from_dict(body).build(),
+    describe=lambda body: SymmetryBreakingSpec.from_dict(body).describe(),
+)

@@ -1,0 +1,131 @@
+"""Approximate-equivariance methods of seed 003: ``lps`` and ``symmetry_breaking``.
+
+Each trains one network of its model family (``equinas.models.lps``,
+``equinas.models.symmetry_breaking``) through the shared Evaluator, so records, costs,
+resumption and reports are those of every other method.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+from equinas.models.lps import LPSSpec
+from equinas.models.spec import SpecError
+from equinas.models.symmetry_breaking import SymmetryBreakingSpec
+from equinas.search.base import Evaluator, SearchContext, SearchResult
+from equinas.search.records import CandidateRecord
+
+
+def _checked(build: Any, family: str, **values: Any) -> None:
+    """Validate settings through their spec; ``ValueError`` naming the option (``--train-samples``)."""
+    try:
+        build(**values)
+    except SpecError as err:
+        name, _, rest = str(err).removeprefix(f"{family}.").partition(": ")
+        raise ValueError(f"{name} (--{name.replace('_', '-')}): {rest}") from None
+
+
+@dataclass(frozen=True)
+class LPSSettings:
+    """LPS: ``phi`` is the backbone with every layer constrained to ``group`` (default C1, a plain
+    CNN); ``p`` a G-CNN over the ambient group with ``pnet_channels`` fields and
+    ``pnet_kernel`` kernels; ``train_samples`` Gumbel draws per image in training
+    (straight-through gradient, ``temperature``); evaluation ``exact`` (the sum over the group,
+    exactly invariant, |G| passes of phi) or ``sample`` (``eval_samples`` draws)."""
+
+    group: str = "C1"
+    pnet_channels: int = 4
+    pnet_kernel: int = 5
+    train_samples: int = 1
+    temperature: float = 1.0
+    eval_mode: str = "exact"
+    eval_samples: int = 8
+
+    def __post_init__(self) -> None:
+        values = {k: v for k, v in asdict(self).items() if k != "group"}
+        _checked(lambda **kw: LPSSpec(backbone={}, **kw).validate(), "lps", **values)
+
+
+class LPSSearch:
+    """LPS (Kim et al. 2023): a backbone symmetrized by a learned distribution over the ambient group."""
+
+    name: ClassVar[str] = "lps"
+
+    def __init__(self, settings: LPSSettings | None = None):
+        self.settings = settings or LPSSettings()
+
+    def run(self, ctx: SearchContext) -> SearchResult:
+        s = self.settings
+        ev = Evaluator(ctx, self.name)
+        spec = LPSSpec(
+            backbone=ctx.backbone.spec(ctx.data, s.group).to_dict(),
+            ambient=ctx.backbone.ambient,
+            in_channels=ctx.data.in_channels,
+            pnet_channels=s.pnet_channels,
+            pnet_kernel=s.pnet_kernel,
+            train_samples=s.train_samples,
+            temperature=s.temperature,
+            eval_mode=s.eval_mode,
+            eval_samples=s.eval_samples,
+        )
+        (record,) = ev.evaluate([ev.job(f"lps-{s.group}", spec.to_dict())], label=self.name)
+        return SearchResult(self.name, record, [record])
+
+
+@dataclass(frozen=True)
+class SymmetryBreakingSettings:
+    """The G-CNN of the backbone over ``group`` (default: the ambient group) fed
+    ``breaking_inputs`` learned maps beside the image, with ``layer_maps`` also a learned map
+    added to every block's output; ``l2`` weights the penalty ``sum ||t||^2`` of the maps,
+    which start at ``init_scale * N(0, 1)`` (0: exactly equivariant at the start)."""
+
+    group: str | None = None
+    breaking_inputs: int = 2
+    layer_maps: bool = False
+    l2: float = 1e-4
+    init_scale: float = 0.0
+
+    def __post_init__(self) -> None:
+        values = {k: v for k, v in asdict(self).items() if k != "group"}
+        _checked(
+            lambda **kw: SymmetryBreakingSpec.from_dict({"network": {}, **kw}), "symmetry_breaking", **values
+        )
+
+
+def equivariance_trajectory(record: CandidateRecord) -> list[dict[str, Any]]:
+    """``[{"epoch", "output", "layers", "breaking_norm"}]`` from the epochs of a record's history."""
+    points = []
+    for epoch in record.extra.get("history", []):
+        arch = epoch.get("architecture") or {}
+        if "equivariance" in arch:
+            points.append(
+                {"epoch": epoch["epoch"], **arch["equivariance"], "breaking_norm": arch.get("breaking_norm")}
+            )
+    return points
+
+
+class SymmetryBreakingSearch:
+    """Symmetry breaking (Ashman et al. 2024): a G-CNN fed learned, untransformed input maps."""
+
+    name: ClassVar[str] = "symmetry_breaking"
+
+    def __init__(self, settings: SymmetryBreakingSettings | None = None):
+        self.settings = settings or SymmetryBreakingSettings()
+
+    def run(self, ctx: SearchContext) -> SearchResult:
+        s = self.settings
+        group = s.group or ctx.backbone.ambient
+        ev = Evaluator(ctx, self.name)
+        spec = SymmetryBreakingSpec(
+            network=ctx.backbone.spec(ctx.data, group).to_dict(),
+            image_size=ctx.data.image_size,
+            breaking_inputs=s.breaking_inputs,
+            layer_maps=s.layer_maps,
+            l2=s.l2,
+            init_scale=s.init_scale,
+        )
+        cid = f"symmetry_breaking-{group}-k{s.breaking_inputs}" + ("-maps" if s.layer_maps else "")
+        (record,) = ev.evaluate([ev.job(cid, spec.to_dict())], label=self.name)
+        extras = {"equivariance_trajectory": equivariance_trajectory(record)}
+        return SearchResult(self.name, record, [record], extras=extras)
