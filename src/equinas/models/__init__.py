@@ -1,7 +1,10 @@
 """Networks built from architecture specs (ArchSpec)."""
 
-from equinas.models import aen  # noqa: F401  (registers the "aen_fc" model family)
-from equinas.models import lps, symmetry_breaking  # noqa: F401  (register "lps", "symmetry_breaking")
+from equinas.models import (  # noqa: F401  (register the model families "aen_fc", "lps", "symmetry_breaking")
+    aen,
+    lps,
+    symmetry_breaking,
+)
 from equinas.models.cnn import EquivariantBlock, EquivariantCNN
 from equinas.models.network import SpecNetwork
 from equinas.models.registry import build_model, build_network, describe_layers, register_family
