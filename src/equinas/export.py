@@ -131,13 +131,17 @@ def export_plain(model: SpecNetwork) -> nn.Module:
 
     Input images ``[B, in_channels, H, W]``, output logits ``[B, num_classes]``. The result is in
     eval mode, on the model's device and dtype, and shares no tensors with ``model``; the model
-    itself is left unchanged.
+    itself is left unchanged. Other networks (``SymmetryBreakingCNN``, whose learned maps have no
+    standard module, LPS networks) raise ``TypeError``: trace the model itself instead.
     """
     if isinstance(model, ResidualCNN):
         with torch.no_grad():
             return _export_residual(model).eval()
-    if not isinstance(model, EquivariantCNN):
-        raise TypeError(f"export_plain takes an EquivariantCNN or a ResidualCNN, got {type(model).__name__}")
+    if type(model) is not EquivariantCNN:
+        raise TypeError(
+            f"export_plain takes an EquivariantCNN or a ResidualCNN, got {type(model).__name__}; "
+            "use torch.jit.trace or torch.onnx.export on the model itself"
+        )
     with torch.no_grad():
         named = [
             item for i, block in enumerate(model.equivariant_blocks) for item in _block_modules(block, i)

@@ -95,10 +95,6 @@ class LPSNetwork(nn.Module):
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
         return []
 
-    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
-        """``p(g | x)``, ``[B, |G|]``."""
-        return torch.softmax(self.pnet(x) / self.spec.temperature, dim=-1)
-
     def _check_input(self, x: torch.Tensor) -> None:
         if x.dim() != 4 or x.shape[1] != self.spec.in_channels:
             raise ValueError(
@@ -123,18 +119,28 @@ class LPSNetwork(nn.Module):
         self, x: torch.Tensor, logits: torch.Tensor, samples: int, generator: torch.Generator | None
     ) -> torch.Tensor:
         """Mean of ``w_s phi(g_s^-1 x)`` over ``samples`` Gumbel-max draws per image."""
-        batch, order = logits.shape
-        uniform = torch.rand(
-            batch, samples, order, generator=generator, device=logits.device, dtype=logits.dtype
-        )
-        gumbel = -torch.log(-torch.log(uniform.clamp_min(torch.finfo(logits.dtype).tiny)))
-        relaxed = torch.softmax((logits[:, None, :] + gumbel) / self.spec.temperature, dim=-1)
-        chosen = relaxed.argmax(dim=-1)  # [B, S]: a draw from softmax(logits / temperature)
-        q = relaxed.gather(-1, chosen[..., None])[..., 0]
+        batch = logits.shape[0]
+        chosen, q = gumbel_draw(logits, samples, self.spec.temperature, generator)
         weight = 1.0 + q - q.detach()
         inputs = transform_each(x.repeat_interleave(samples, dim=0), chosen.reshape(-1), self.group)
         out = self.phi(inputs)
         return (weight[..., None] * out.reshape(batch, samples, -1)).mean(dim=1)
+
+
+def gumbel_draw(
+    logits: torch.Tensor, samples: int, temperature: float, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``samples`` draws per row from ``softmax(logits / temperature)`` by the Gumbel-max trick.
+
+    ``logits [B, |G|]`` -> ``(chosen [B, samples]`` element indices, ``q [B, samples]`` the
+    Gumbel-softmax (relaxed) probability of each drawn element, differentiable in ``logits``).
+    """
+    batch, order = logits.shape
+    uniform = torch.rand(batch, samples, order, generator=generator, device=logits.device, dtype=logits.dtype)
+    gumbel = -torch.log(-torch.log(uniform.clamp_min(torch.finfo(logits.dtype).tiny)))
+    relaxed = torch.softmax((logits[:, None, :] + gumbel) / temperature, dim=-1)
+    chosen = relaxed.argmax(dim=-1)
+    return chosen, relaxed.gather(-1, chosen[..., None])[..., 0]
 
 
 @dataclass(frozen=True)

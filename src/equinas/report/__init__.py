@@ -61,6 +61,9 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
             "- search overhead (search time / training the final network alone): "
             f"{extras['search_overhead']:.2f}x"
         )
+    if extras.get("equivariance_trajectory"):
+        errors = ", ".join(f"{p['output']:.2g}" for p in extras["equivariance_trajectory"])
+        lines.append(f"- output equivariance error per epoch (ambient group, training images): {errors}")
     lines += [
         "",
         "## Candidates (`*` = Pareto-optimal in validation accuracy vs parameters)",
