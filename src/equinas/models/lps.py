@@ -26,7 +26,7 @@ Spec (``backbone`` required; it is any model spec, e.g. ``ArchSpec.to_dict()``):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -35,7 +35,7 @@ from torch import nn
 
 from equinas.groups import PlanarGroup, act_on_images, parse_group
 from equinas.models.registry import build_model, describe_layers, register_family
-from equinas.models.spec import SpecError
+from equinas.models.spec import SpecError, family_body
 from equinas.nn import GroupBatchNorm, GroupConv, LiftingConv, SpatialPool
 
 FAMILY = "lps"
@@ -160,12 +160,7 @@ class LPSSpec:
 
     @classmethod
     def from_dict(cls, body: dict[str, Any]) -> LPSSpec:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(body) - known)
-        if unknown:
-            raise SpecError(f"{FAMILY}: unknown key(s) {unknown}; known: {sorted(known)}")
-        if not isinstance(body.get("backbone"), dict):
-            raise SpecError(f"{FAMILY}: 'backbone' (the spec of the network phi, an object) is required")
+        body = family_body(cls, body, FAMILY, "backbone", "the spec of the network phi")
         spec = cls(**body)
         spec.validate()
         return spec

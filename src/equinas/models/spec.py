@@ -57,6 +57,15 @@ def _from_mapping(cls: type, data: Any, where: str) -> dict[str, Any]:
     return dict(data)
 
 
+def family_body(cls: type, body: Any, family: str, nested: str, what: str) -> dict[str, Any]:
+    """The fields of a model family's spec ``body`` (a dataclass ``cls``), checked: no unknown
+    keys, and the required ``nested`` spec (``what``) an object; ``SpecError`` naming them."""
+    values = _from_mapping(cls, body, family)
+    if not isinstance(values.get(nested), dict):
+        raise SpecError(f"{family}: '{nested}' ({what}, an object) is required")
+    return values
+
+
 def _require(data: dict[str, Any], keys: tuple[str, ...], where: str) -> None:
     missing = [k for k in keys if k not in data]
     if missing:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
@@ -34,7 +34,7 @@ from torch import nn
 from equinas.metrics import equivariance_summary
 from equinas.models.cnn import EquivariantCNN
 from equinas.models.registry import register_family
-from equinas.models.spec import ArchSpec, SpecError
+from equinas.models.spec import ArchSpec, SpecError, family_body
 
 FAMILY = "symmetry_breaking"
 PROBE_IMAGES = 16
@@ -140,13 +140,7 @@ class SymmetryBreakingSpec:
 
     @classmethod
     def from_dict(cls, body: dict[str, Any]) -> SymmetryBreakingSpec:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(body) - known)
-        if unknown:
-            raise SpecError(f"{FAMILY}: unknown key(s) {unknown}; known: {sorted(known)}")
-        if not isinstance(body.get("network"), dict):
-            raise SpecError(f"{FAMILY}: 'network' (the ArchSpec of the G-CNN, an object) is required")
-        values = dict(body)
+        values = family_body(cls, body, FAMILY, "network", "the ArchSpec of the G-CNN")
         size = values.get("image_size", cls.image_size)
         if (
             not isinstance(size, list | tuple)

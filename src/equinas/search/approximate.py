@@ -35,12 +35,12 @@ class LPSSettings:
     exactly invariant, |G| passes of phi) or ``sample`` (``eval_samples`` draws)."""
 
     group: str = "C1"
-    pnet_channels: int = 4
-    pnet_kernel: int = 5
-    train_samples: int = 1
-    temperature: float = 1.0
-    eval_mode: str = "exact"
-    eval_samples: int = 8
+    pnet_channels: int = LPSSpec.pnet_channels
+    pnet_kernel: int = LPSSpec.pnet_kernel
+    train_samples: int = LPSSpec.train_samples
+    temperature: float = LPSSpec.temperature
+    eval_mode: str = LPSSpec.eval_mode
+    eval_samples: int = LPSSpec.eval_samples
 
     def __post_init__(self) -> None:
         values = {k: v for k, v in asdict(self).items() if k != "group"}
