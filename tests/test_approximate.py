@@ -126,6 +126,7 @@ def test_settings_are_validated_with_the_option_named() -> None:
         ("lps", {"train_samples": 0}, "train_samples"),
         ("lps", {"eval_mode": "mean"}, "eval_mode"),
         ("lps", {"temperature": -1.0}, "temperature"),
+        ("lps", {"estimator": "reinforce"}, "estimator"),
         ("symmetry_breaking", {"breaking_inputs": -1}, "breaking_inputs"),
         ("symmetry_breaking", {"l2": float("nan")}, "l2"),
     ]:
@@ -218,3 +219,26 @@ def test_plain_export_refuses_networks_it_cannot_reproduce() -> None:
     for model in (sb_model(0, breaking_inputs=1), lps_model("D4")):
         with pytest.raises(TypeError, match="EquivariantCNN"):
             export_plain(model)
+
+
+def test_score_function_estimator_trains_the_element_distribution(tmp_path) -> None:
+    model = lps_model("D4", estimator="score_function", train_samples=2).train()
+    x, labels = torch.randn(6, 1, 8, 8), torch.arange(6) % 3
+    ce = F.cross_entropy(model(x), labels, reduction="none")
+    ce.mean().backward(retain_graph=True)
+    assert model.pnet.lift.weight.grad is None  # the output itself carries no gradient to p
+    surrogate = model.score_function_loss(ce.detach())
+    surrogate.backward()
+    assert model.pnet.lift.weight.grad.abs().sum() > 0
+    assert model.score_function_loss(ce.detach()) is None  # used once per training pass
+    ctx = SearchContext(
+        "synthetic",
+        synthetic_task(),
+        BackboneSettings(widths=(1, 2), pools_after=(0,), kernel_size=3, hidden=None),
+        TrainConfig(epochs=1, batch_size=32, lr=3e-3, num_threads=1),
+        LocalExecutor(),
+        RunDirectory(tmp_path / "lps"),
+        progress=False,
+    )
+    result = run_search(make_method("lps", estimator="score_function", pnet_kernel=3), ctx)
+    assert result.best.ok and result.best.equivariance["output"] < 1e-5

@@ -12,16 +12,19 @@ of ``G`` acting exactly on the pixel grid (multiples of 90 degrees, mirrors).
   ``eval_samples`` elements drawn from ``p`` (a fixed noise generator, so evaluations are
   repeatable and draw nothing from the global random state); invariant in distribution.
 - Training (train mode): ``train_samples`` elements per image drawn with the Gumbel-max trick
-  from ``softmax(logits / temperature)``; the output is the mean of ``w_s phi(g_s^-1 . x)``
-  with the straight-through weight ``w_s = 1 + q_s - stop_grad(q_s)``, ``q_s`` the relaxed
-  (Gumbel-softmax) probability of the drawn element: the value is the plain sample mean and the
-  gradient reaches ``p`` through ``q_s``. Costs ``train_samples`` passes of ``phi``.
+  from ``softmax(logits / temperature)``; the output is the mean of ``w_s phi(g_s^-1 . x)``.
+  ``estimator="straight_through"`` (default): ``w_s = 1 + q_s - stop_grad(q_s)``, ``q_s`` the
+  relaxed (Gumbel-softmax) probability of the drawn element: the value is the plain sample mean
+  and the gradient reaches ``p`` through ``q_s``. ``estimator="score_function"``: ``w_s = 1``
+  and ``score_function_loss`` (a training-engine hook) adds the REINFORCE surrogate
+  ``mean_i (L_i - mean_j L_j) sum_s log p(g_is | x_i)`` of the per-example losses ``L_i`` (the
+  batch mean as baseline). Costs ``train_samples`` passes of ``phi``.
 
 Spec (``backbone`` required; it is any model spec, e.g. ``ArchSpec.to_dict()``)::
 
     {"family": "lps", "backbone": {...}, "ambient": "D4", "in_channels": 1,
      "pnet_channels": 4, "pnet_kernel": 5, "train_samples": 1, "temperature": 1.0,
-     "eval_mode": "exact", "eval_samples": 8, "noise_seed": 0}
+     "estimator": "straight_through", "eval_mode": "exact", "eval_samples": 8, "noise_seed": 0}
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from equinas.nn import GroupBatchNorm, GroupConv, LiftingConv, SpatialPool
 
 FAMILY = "lps"
 EVAL_MODES = ("exact", "sample")
+ESTIMATORS = ("straight_through", "score_function")
 
 
 class ElementLogits(nn.Module):
@@ -87,6 +91,7 @@ class LPSNetwork(nn.Module):
         self.group = parse_group(spec.ambient)
         self.pnet = ElementLogits(spec.in_channels, spec.pnet_channels, spec.pnet_kernel, self.group)
         self.phi = build_model(spec.backbone)
+        self._log_prob: torch.Tensor | None = None
 
     @property
     def ambient(self) -> PlanarGroup:
@@ -105,10 +110,10 @@ class LPSNetwork(nn.Module):
         self._check_input(x)
         logits = self.pnet(x)
         if self.training:
-            return self._sampled(x, logits, self.spec.train_samples, None)
+            return self._sampled(x, logits, self.spec.train_samples, None, self.spec.estimator)
         if self.spec.eval_mode == "sample":
             generator = torch.Generator(x.device).manual_seed(self.spec.noise_seed)
-            return self._sampled(x, logits, self.spec.eval_samples, generator)
+            return self._sampled(x, logits, self.spec.eval_samples, generator, "none")
         probs = torch.softmax(logits / self.spec.temperature, dim=-1)
         out = 0.0
         for i, g in enumerate(self.group.elements):
@@ -116,15 +121,32 @@ class LPSNetwork(nn.Module):
         return out
 
     def _sampled(
-        self, x: torch.Tensor, logits: torch.Tensor, samples: int, generator: torch.Generator | None
+        self,
+        x: torch.Tensor,
+        logits: torch.Tensor,
+        samples: int,
+        generator: torch.Generator | None,
+        estimator: str,
     ) -> torch.Tensor:
-        """Mean of ``w_s phi(g_s^-1 x)`` over ``samples`` Gumbel-max draws per image."""
+        """Mean of ``w_s phi(g_s^-1 x)`` over ``samples`` Gumbel-max draws per image; ``estimator``
+        ``straight_through``, ``score_function`` (keeps the draws' log-probabilities) or ``none``."""
         batch = logits.shape[0]
         chosen, q = gumbel_draw(logits, samples, self.spec.temperature, generator)
-        weight = 1.0 + q - q.detach()
+        weight = 1.0 + q - q.detach() if estimator == "straight_through" else torch.ones_like(q)
+        if estimator == "score_function":
+            log_p = torch.log_softmax(logits / self.spec.temperature, dim=-1)
+            self._log_prob = log_p.gather(-1, chosen).sum(dim=-1)
         inputs = transform_each(x.repeat_interleave(samples, dim=0), chosen.reshape(-1), self.group)
         out = self.phi(inputs)
         return (weight[..., None] * out.reshape(batch, samples, -1)).mean(dim=1)
+
+    def score_function_loss(self, losses: torch.Tensor) -> torch.Tensor | None:
+        """``mean_i (L_i - mean_j L_j) log p(draws_i | x_i)`` for the last training pass (score
+        function estimator), ``None`` with the straight-through estimator."""
+        log_prob, self._log_prob = self._log_prob, None
+        if log_prob is None:
+            return None
+        return ((losses - losses.mean()) * log_prob).mean()
 
 
 def gumbel_draw(
@@ -154,6 +176,7 @@ class LPSSpec:
     pnet_kernel: int = 5
     train_samples: int = 1
     temperature: float = 1.0
+    estimator: str = "straight_through"
     eval_mode: str = "exact"
     eval_samples: int = 8
     noise_seed: int = 0
@@ -183,6 +206,8 @@ class LPSSpec:
             raise SpecError(f"{FAMILY}.temperature: expected a number > 0, got {temperature!r}")
         if temperature == float("inf"):
             raise SpecError(f"{FAMILY}.temperature: expected a finite number, got {temperature!r}")
+        if self.estimator not in ESTIMATORS:
+            raise SpecError(f"{FAMILY}.estimator: expected one of {ESTIMATORS}, got {self.estimator!r}")
         if self.eval_mode not in EVAL_MODES:
             raise SpecError(f"{FAMILY}.eval_mode: expected one of {EVAL_MODES}, got {self.eval_mode!r}")
 

@@ -31,14 +31,16 @@ class LPSSettings:
     """LPS: ``phi`` is the backbone with every layer constrained to ``group`` (default C1, a plain
     CNN); ``p`` a G-CNN over the ambient group with ``pnet_channels`` fields and
     ``pnet_kernel`` kernels; ``train_samples`` Gumbel draws per image in training
-    (straight-through gradient, ``temperature``); evaluation ``exact`` (the sum over the group,
-    exactly invariant, |G| passes of phi) or ``sample`` (``eval_samples`` draws)."""
+    (``temperature``; gradient ``estimator``: ``straight_through`` or ``score_function``);
+    evaluation ``exact`` (the sum over the group, exactly invariant, |G| passes of phi) or
+    ``sample`` (``eval_samples`` draws)."""
 
     group: str = "C1"
     pnet_channels: int = LPSSpec.pnet_channels
     pnet_kernel: int = LPSSpec.pnet_kernel
     train_samples: int = LPSSpec.train_samples
     temperature: float = LPSSpec.temperature
+    estimator: str = LPSSpec.estimator
     eval_mode: str = LPSSpec.eval_mode
     eval_samples: int = LPSSpec.eval_samples
 
@@ -66,6 +68,7 @@ class LPSSearch:
             pnet_kernel=s.pnet_kernel,
             train_samples=s.train_samples,
             temperature=s.temperature,
+            estimator=s.estimator,
             eval_mode=s.eval_mode,
             eval_samples=s.eval_samples,
         )

@@ -84,7 +84,8 @@ class Trainer:
     ``data.val``), drawn from ``(config.seed, cycle)``. After each epoch: validation,
     ``architecture_summary()``, checkpoint and log (with a ``run_dir``), then callbacks'
     ``on_epoch_end(state)``, where ``state`` is the epoch record plus ``history``, ``model``
-    and ``run_dir``.
+    and ``run_dir``. A model that draws random choices adds ``score_function_loss(losses)``
+    of the step's per-example cross-entropies (``equinas.train.hooks``).
     """
 
     def __init__(
@@ -302,6 +303,8 @@ class Trainer:
             ce = F.cross_entropy(logits.float(), labels)
             extra = hooks.regularization_loss(self.model)
             loss = ce if extra is None else ce + extra
+            surrogate = hooks.score_function_loss(self.model, logits, labels)
+            loss = loss if surrogate is None else loss + surrogate
         correct = (logits.argmax(dim=1) == labels).sum()
         loss_value, ce_value, correct_value = torch.stack(
             [loss.detach().float(), ce.detach().float(), correct.float()]

@@ -1,6 +1,9 @@
 """Optional, duck-typed model hooks the engine calls when a model defines them.
 
 - ``regularization_loss() -> Tensor | float``: added to the weight-step loss every step.
+- ``score_function_loss(losses: Tensor) -> Tensor``: given the detached per-example losses ``[B]``
+  of the step's forward pass, a surrogate added to the weight-step loss (for models that draw
+  random choices in their forward pass and learn them by the score-function estimator).
 - ``set_training_progress(epoch: int, num_epochs: int)``: called before each epoch's batches.
 - ``architecture_parameters() -> Iterable[Parameter]``: kept out of the weight optimizer.
 - ``architecture_summary() -> dict``: JSON-able; recorded with every epoch's summary.
@@ -11,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from equinas.train.runlog import jsonable
@@ -20,6 +24,15 @@ def regularization_loss(model: nn.Module) -> torch.Tensor | float | None:
     """The model's extra loss term, or ``None`` when it defines none."""
     hook = getattr(model, "regularization_loss", None)
     return hook() if callable(hook) else None
+
+
+def score_function_loss(model: nn.Module, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | None:
+    """The model's score-function surrogate for the per-example cross-entropies of ``logits``
+    (detached), or ``None`` when it defines none."""
+    hook = getattr(model, "score_function_loss", None)
+    if not callable(hook):
+        return None
+    return hook(F.cross_entropy(logits.detach().float(), labels, reduction="none"))
 
 
 def set_training_progress(model: nn.Module, epoch: int, num_epochs: int) -> None:
