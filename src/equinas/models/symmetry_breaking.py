@@ -79,7 +79,7 @@ class SymmetryBreakingCNN(EquivariantCNN):
         own = [self.breaking_inputs] if self.breaking_inputs is not None else []
         return own + list(self.breaking_maps)
 
-    def _check_input(self, x: torch.Tensor) -> None:
+    def check_input(self, x: torch.Tensor) -> None:
         if x.dim() != 4 or x.shape[1] != self.image_channels or tuple(x.shape[-2:]) != self.image_size:
             h, w = self.image_size
             raise ValueError(
@@ -89,7 +89,7 @@ class SymmetryBreakingCNN(EquivariantCNN):
 
     def _blocks(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
         """The output of every block (with its breaking map added)."""
-        self._check_input(x)
+        self.check_input(x)
         if self.training:
             self._probe = x[:PROBE_IMAGES].detach()
         if self.breaking_inputs is not None:

@@ -118,6 +118,10 @@ class SymmetryBreakingSearch:
 
     def run(self, ctx: SearchContext) -> SearchResult:
         s = self.settings
+        if ctx.backbone.backbone != "plain":
+            raise ValueError(
+                f"symmetry_breaking builds on the plain backbone, got --backbone {ctx.backbone.backbone}"
+            )
         group = s.group or ctx.backbone.ambient
         ev = Evaluator(ctx, self.name)
         spec = SymmetryBreakingSpec(
