@@ -27,6 +27,19 @@ from equinas.train.cost import macs_per_image
 SMALL = dict(widths=(2, 2), pools_after=(0,), kernel_size=3, hidden=None, num_classes=3)
 
 
+def tiny_context(path, epochs: float) -> SearchContext:
+    """A search on the synthetic task with a two-layer backbone."""
+    return SearchContext(
+        "synthetic",
+        synthetic_task(),
+        BackboneSettings(widths=(1, 2), pools_after=(0,), kernel_size=3, hidden=None),
+        TrainConfig(epochs=epochs, batch_size=32, lr=3e-3, num_threads=1),
+        LocalExecutor(),
+        RunDirectory(path),
+        progress=False,
+    )
+
+
 def lps_model(ambient: str, **options) -> torch.nn.Module:
     phi = backbone("C1", ambient=ambient, **SMALL).to_dict()
     return build_model(LPSSpec(backbone=phi, ambient=ambient, pnet_kernel=3, **options).to_dict())
@@ -176,15 +189,7 @@ def test_symmetry_breaking_departs_from_equivariance_when_trained(options) -> No
 
 
 def test_symmetry_breaking_search_records_the_equivariance_error_of_every_epoch(tmp_path) -> None:
-    ctx = SearchContext(
-        "synthetic",
-        synthetic_task(),
-        BackboneSettings(widths=(1, 2), pools_after=(0,), kernel_size=3, hidden=None),
-        TrainConfig(epochs=3, batch_size=32, lr=3e-3, num_threads=1),
-        LocalExecutor(),
-        RunDirectory(tmp_path / "sb"),
-        progress=False,
-    )
+    ctx = tiny_context(tmp_path / "sb", epochs=3)
     result = run_search(make_method("symmetry_breaking", breaking_inputs=1), ctx)
     trajectory = result.extras["equivariance_trajectory"]
     assert [p["epoch"] for p in trajectory] == [1, 2, 3]
@@ -231,14 +236,6 @@ def test_score_function_estimator_trains_the_element_distribution(tmp_path) -> N
     surrogate.backward()
     assert model.pnet.lift.weight.grad.abs().sum() > 0
     assert model.score_function_loss(ce.detach()) is None  # used once per training pass
-    ctx = SearchContext(
-        "synthetic",
-        synthetic_task(),
-        BackboneSettings(widths=(1, 2), pools_after=(0,), kernel_size=3, hidden=None),
-        TrainConfig(epochs=1, batch_size=32, lr=3e-3, num_threads=1),
-        LocalExecutor(),
-        RunDirectory(tmp_path / "lps"),
-        progress=False,
-    )
+    ctx = tiny_context(tmp_path / "lps", epochs=1)
     result = run_search(make_method("lps", estimator="score_function", pnet_kernel=3), ctx)
     assert result.best.ok and result.best.equivariance["output"] < 1e-5
