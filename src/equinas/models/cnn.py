@@ -28,7 +28,7 @@ class EquivariantBlock(nn.Module):
         return self.conv.output_shape_hint()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu(self.norm(self.conv(x)))
+        y = F.relu(self.norm(self.conv(x)), inplace=True)  # the norm's output is not saved for backward
         return self.pool(y) if self.pool is not None else y
 
 

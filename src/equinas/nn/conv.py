@@ -83,6 +83,8 @@ class ConvBase(CachedFilter):
         )
         self.ambient, self.lifting = ambient, lifting
         self.basis = kernel_basis(basis, kernel_size, ambient)
+        # layout of filter and output (``equinas.nn.layout``); a plain attribute, not state
+        self.memory_format = torch.contiguous_format
 
     @property
     def fan_in(self) -> int:
@@ -120,10 +122,14 @@ class ConvBase(CachedFilter):
         return self.conv_with(x, self.filter(), self.expanded_bias())
 
     def conv_with(self, x: torch.Tensor, filt: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        """Convolve ambient-layout ``x`` with an expanded filter; returns ``[B, C_out, |G|, H, W]``."""
+        """Convolve ambient-layout ``x`` with an expanded filter; returns ``[B, C_out, |G|, H, W]``
+        laid out in ``self.memory_format`` (its 4-D view ``[B, C_out*|G|, H, W]``)."""
         batch, height, width = x.shape[0], x.shape[-2], x.shape[-1]
         planes = math.prod(x.shape[1:-2])  # explicit: reshape cannot infer -1 for an empty batch
-        out = F.conv2d(x.reshape(batch, planes, height, width), filt, bias, padding=self.kernel_size // 2)
+        layout = self.memory_format
+        flat = x.reshape(batch, planes, height, width).contiguous(memory_format=layout)
+        out = F.conv2d(flat, filt.contiguous(memory_format=layout), bias, padding=self.kernel_size // 2)
+        out = out.contiguous(memory_format=layout)  # one input channel: torch picks NCHW
         return out.reshape(batch, self.out_channels, self.ambient.order, height, width)
 
     def export(self) -> nn.Conv2d:

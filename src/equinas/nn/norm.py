@@ -52,6 +52,17 @@ class GroupBatchNorm(nn.Module):
             self.num_batches_tracked.add_(1)
             # momentum None: cumulative average, as in torch.nn.BatchNorm
             factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        pixels_major = x.permute(0, 3, 4, 1, 2)  # [B, H, W, C, |G|]
+        if pixels_major.is_contiguous() and not x.is_contiguous():
+            # channels-last maps (equinas.nn.layout): normalise the view [B*H*W, C, |G|], which
+            # has the same statistics per channel c; the result keeps the input's layout
+            b, c, g, h, w = x.shape
+            y = self._normalize(pixels_major.reshape(b * h * w, c, g), factor)
+            return y.reshape(b, h, w, c, g).permute(0, 3, 4, 1, 2)
+        return self._normalize(x, factor)
+
+    def _normalize(self, x: torch.Tensor, factor: float) -> torch.Tensor:
+        """Batch norm of ``x`` ``[N, C, |G|, ...]`` with statistics per channel ``C``."""
         if self.expansion.index == 1:  # affine shared by the whole group axis: one fused call
             return F.batch_norm(
                 x,
@@ -64,8 +75,9 @@ class GroupBatchNorm(nn.Module):
                 self.eps,
             )
         y = F.batch_norm(x, self.running_mean, self.running_var, None, None, self.training, factor, self.eps)
-        scale = self.expansion.vector(self.weight)[..., None, None]
-        shift = self.expansion.vector(self.bias)[..., None, None]
+        plane = (x.shape[1], x.shape[2]) + (1,) * (x.dim() - 3)  # [C, |G|, 1, 1] or [C, |G|]
+        scale = self.expansion.vector(self.weight).reshape(plane)
+        shift = self.expansion.vector(self.bias).reshape(plane)
         return torch.addcmul(shift, y, scale)
 
     def extra_repr(self) -> str:
