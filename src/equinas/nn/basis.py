@@ -33,7 +33,7 @@ from functools import lru_cache
 import torch
 
 from equinas.groups import PlanarGroup, spatial_matrices
-from equinas.nn.choices import BASES, BASIS_CHOICES
+from equinas.nn.choices import BASES, BASIS_CHOICES  # noqa: F401  (re-exported)
 
 
 class KernelBasis:

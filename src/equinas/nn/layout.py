@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+
 def set_memory_format(model: nn.Module, memory_format: torch.memory_format) -> nn.Module:
     """Make every convolution of ``model`` (modules with a ``memory_format`` attribute) compute in
     ``memory_format``; returns ``model``. Parameters and outputs' values are unchanged."""
