@@ -42,7 +42,9 @@ class TrainConfig:
     the last one only; as recalibration starts afresh each time and validation draws no random
     numbers, the weights and the final metrics do not depend on it. ``memory_format`` lays group
     feature maps out ``channels_last`` or ``contiguous`` (NCHW); ``auto`` picks the faster one for
-    the device (``runtime.memory_format``); values agree to float rounding.
+    the device (``runtime.memory_format``); values agree to float rounding. ``eval_batch_size``
+    128 evaluates fastest on CPU (256 and more take 1.5x longer per image with one thread:
+    feature maps stop fitting in cache); on a GPU larger batches pay off.
     """
 
     epochs: float = 10.0
@@ -60,7 +62,7 @@ class TrainConfig:
     amp: bool = False
     amp_dtype: str = "auto"
     grad_clip: float | None = None
-    eval_batch_size: int = 256
+    eval_batch_size: int = 128
     num_threads: int | None = None
     arch_lr: float = 0.0
     arch_weight_decay: float = 0.0
