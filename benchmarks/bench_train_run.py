@@ -59,6 +59,7 @@ PIECES = {
 
 def command(repo: Path, run_dir: str, profile: str | None) -> tuple[list[str], dict[str, str]]:
     env = {**os.environ, "PYTHONPATH": str(repo / "src"), "OMP_NUM_THREADS": "1"}
+    env.setdefault("EQUINAS_DATA", str(HERE.parent / "shared" / "data"))  # for a copy elsewhere
     prefix = [sys.executable] + (["-m", "cProfile", "-o", profile] if profile else [])
     return [*prefix, "-m", "equinas.cli", *ARGS, "--run-dir", run_dir], env
 
@@ -67,7 +68,9 @@ def timed_run(repo: Path, profile: str | None = None) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         cmd, env = command(repo, str(Path(tmp) / "run"), profile)
         start = time.perf_counter()
-        subprocess.run(cmd, env=env, check=True, capture_output=True)
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"{' '.join(cmd)} failed: {done.stderr[-2000:]}")
         return time.perf_counter() - start
 
 
