@@ -104,7 +104,7 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
         choices=MEMORY_FORMATS,
         default="auto",
         help="layout of feature maps: channels_last, contiguous (NCHW), or auto: the faster one for "
-        "the device (channels_last on CPU and CUDA); results agree to float rounding",
+        "the device (channels_last on CPU, NCHW on GPUs); results agree to float rounding",
     )
     g.add_argument(
         "--bn-recalibration",

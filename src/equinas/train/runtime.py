@@ -33,10 +33,10 @@ def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
 def memory_format(config: TrainConfig, device: torch.device) -> torch.memory_format:
     """Layout of the run's group feature maps (``equinas.nn.layout``): ``channels_last``,
     ``contiguous`` (NCHW), or for ``auto`` the faster one on ``device``: channels-last on CPU
-    (``benchmarks/results/step_cpu.json``) and on CUDA (NHWC convolutions)."""
+    (``benchmarks/results/step_cpu.json``), NCHW elsewhere (not measured on GPUs yet)."""
     if config.memory_format == "contiguous":
         return torch.contiguous_format
-    if config.memory_format == "channels_last" or device.type in ("cpu", "cuda"):
+    if config.memory_format == "channels_last" or device.type == "cpu":
         return torch.channels_last
     return torch.contiguous_format
 
