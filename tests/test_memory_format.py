@@ -163,9 +163,25 @@ def run_python(code: str) -> str:
     return result.stdout.strip()
 
 
-def test_cli_import_needs_no_torch() -> None:
-    code = "import sys, equinas.cli; print(sorted(m for m in ('torch', 'torch._dynamo') if m in sys.modules))"
+def test_cli_import_and_help_need_no_torch() -> None:
+    code = (
+        "import sys, contextlib, io, equinas.cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    equinas.cli.main(['--help'])\n"
+        "print(sorted(m for m in ('torch', 'torch._dynamo') if m in sys.modules))"
+    )
     assert run_python(code) == "[]"
+
+
+def test_cli_memory_format_option() -> None:
+    from equinas.cli import build_parser, train_config
+
+    args = build_parser(methods=False).parse_args(["train", "--task", "t", "--memory-format", "contiguous"])
+    assert train_config(args).memory_format == "contiguous"
+    default = build_parser(methods=False).parse_args(["train", "--task", "t"])
+    assert train_config(default).memory_format == "auto"
+    search = build_parser().parse_args(["search", "fixed", "--task", "t", "--memory-format", "channels_last"])
+    assert train_config(search).memory_format == "channels_last"
 
 
 def test_training_imports_no_dynamo_and_optimizers_match_torch() -> None:
