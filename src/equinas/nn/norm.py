@@ -5,10 +5,55 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from equinas.groups import PlanarGroup
 from equinas.nn.conv import check_count, resolve_groups
 from equinas.nn.expansion import FilterExpansion
+
+
+class _PixelsMajorBatchNorm(torch.autograd.Function):
+    """Train-mode batch norm of ``x`` ``[N, C*G]`` with statistics per ``c`` over rows and ``g``.
+
+    ``F.batch_norm`` on the ``[N, C, G]`` view computes the same but is slow for ``G = 8``
+    (its inner loops run over ``G``); here every pass runs over whole rows of ``C*G`` values.
+    Forward (two-pass, numerically stable; ``n = N*G``): ``mu_c = sum x / n``,
+    ``var_c = sum (x - mu_c)^2 / n``, ``y = (x - mu_c) * rsqrt(var_c + eps) * w + b`` with per-
+    column affine ``w, b`` ``[C*G]``. Backward, with ``xhat = (x - mu_c) * r_c``,
+    ``r_c = rsqrt(var_c + eps)``: ``dw = sum g*xhat``, ``db = sum g`` per column and
+    ``dx = r_c * (w*g - sum_g(w*db)/n - xhat * sum_g(w*dw)/n)``.
+    Returns ``(y, mu_c, var_c)`` (biased variance).
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, groups: int, eps: float):  # type: ignore[override]
+        channels, count = x.shape[1] // groups, x.shape[0] * groups
+        mean = x.sum(0).view(channels, groups).sum(1) / count
+        centred = x - mean.repeat_interleave(groups)
+        var = centred.square().sum(0).view(channels, groups).sum(1) / count
+        rstd = torch.rsqrt(var + eps).repeat_interleave(groups)
+        ctx.save_for_backward(centred, weight, rstd)
+        ctx.groups = groups
+        ctx.mark_non_differentiable(mean, var)
+        return torch.addcmul(bias, centred, rstd * weight), mean, var
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad, _grad_mean, _grad_var):  # type: ignore[override]
+        centred, weight, rstd = ctx.saved_tensors
+        groups = ctx.groups
+        channels, count = centred.shape[1] // groups, centred.shape[0] * groups
+
+        def per_channel(column: torch.Tensor) -> torch.Tensor:  # sum over g, repeated over g
+            return column.view(channels, groups).sum(1).repeat_interleave(groups)
+
+        grad = grad.contiguous()
+        grad_bias = grad.sum(0)
+        grad_weight = rstd * (grad * centred).sum(0)
+        shift = -rstd * per_channel(weight * grad_bias) / count
+        slope = -rstd * rstd * per_channel(weight * grad_weight) / count
+        grad_x = torch.addcmul(torch.addcmul(shift, centred, slope), grad, rstd * weight)
+        return grad_x, grad_weight, grad_bias, None, None
 
 
 class GroupBatchNorm(nn.Module):
@@ -57,9 +102,29 @@ class GroupBatchNorm(nn.Module):
             # channels-last maps (equinas.nn.layout): normalise the view [B*H*W, C, |G|], which
             # has the same statistics per channel c; the result keeps the input's layout
             b, c, g, h, w = x.shape
-            y = self._normalize(pixels_major.reshape(b * h * w, c, g), factor)
+            flat = pixels_major.reshape(b * h * w, c, g)
+            if self.training and b * h * w * g > 1:
+                y = self._train_pixels_major(flat.reshape(b * h * w, c * g), factor)
+            else:
+                y = self._normalize(flat, factor)
             return y.reshape(b, h, w, c, g).permute(0, 3, 4, 1, 2)
         return self._normalize(x, factor)
+
+    def _train_pixels_major(self, x: torch.Tensor, factor: float) -> torch.Tensor:
+        """Train-mode batch norm of ``x`` ``[N, C*|G|]`` (column ``(c, g)``); updates the running
+        statistics as ``F.batch_norm`` does (the unbiased variance for ``running_var``)."""
+        y, mean, var = _PixelsMajorBatchNorm.apply(
+            x,
+            self.expansion.vector(self.weight).reshape(-1),
+            self.expansion.vector(self.bias).reshape(-1),
+            self.ambient.order,
+            self.eps,
+        )
+        count = x.shape[0] * self.ambient.order
+        with torch.no_grad():
+            self.running_mean.lerp_(mean, factor)
+            self.running_var.lerp_(var * (count / (count - 1)), factor)
+        return y
 
     def _normalize(self, x: torch.Tensor, factor: float) -> torch.Tensor:
         """Batch norm of ``x`` ``[N, C, |G|, ...]`` with statistics per channel ``C``."""
