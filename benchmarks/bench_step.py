@@ -10,7 +10,8 @@ max pools, global mean pool, linear head) in NCHW (the floor) and in channels-la
 * ``run``: ``equinas.train.train`` for ``--run-epochs`` epochs on ``--run-images`` random images
   (validation and test of the same size, batch-norm recalibration on), the whole engine.
 
-Repeats interleave the networks (one call of each per round) and the median is reported, with
+Repeats interleave the networks (one call of each per round; eval twice as many rounds) and the
+median is reported, with
 ``uptime`` (the machine is shared). Writes ``benchmarks/results/step_<device>.json`` with
 ``eval_vs_nchw_floor`` and ``train_vs_nchw_floor`` (equinas in its ``auto`` layout / plain NCHW).
 
@@ -161,7 +162,8 @@ def main() -> None:
     labels = torch.randint(0, 10, (BATCH,), generator=generator).to(device)
     nets = networks(device)
     train_s = interleaved({n: train_step(m, images, labels) for n, m in nets.items()}, args.repeats, sync)
-    eval_s = interleaved({n: eval_batch(m, images) for n, m in nets.items()}, args.repeats, sync)
+    eval_fns = {n: eval_batch(m, images) for n, m in nets.items()}
+    eval_s = interleaved(eval_fns, 2 * args.repeats, sync)  # short and noisy: twice the repeats
     run_s = whole_runs(device, args) if args.run_repeats else {}
     auto = "channels_last" if memory_format(TrainConfig(), device) == torch.channels_last else "nchw"
     floor_train, floor_eval = train_s["plain_nchw"], eval_s["plain_nchw"]
