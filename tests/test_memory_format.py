@@ -55,10 +55,16 @@ LAYERS = [
 
 
 def perturbed(module: nn.Module) -> nn.Module:
-    """Every parameter moved off its initial value (identity affines, zero free weights)."""
+    """Every parameter moved off its initial value (identity affines, zero free weights), and
+    running statistics that are not the identity."""
     with torch.no_grad():
         for p in module.parameters():
             p.add_(0.2 * torch.randn_like(p))
+        for name, buffer in module.named_buffers():
+            if name.endswith("running_mean"):
+                buffer.normal_()
+            elif name.endswith("running_var"):
+                buffer.uniform_(0.5, 2.0)
     return module
 
 

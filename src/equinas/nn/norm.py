@@ -102,11 +102,16 @@ class GroupBatchNorm(nn.Module):
             # channels-last maps (equinas.nn.layout): normalise the view [B*H*W, C, |G|], which
             # has the same statistics per channel c; the result keeps the input's layout
             b, c, g, h, w = x.shape
-            flat = pixels_major.reshape(b * h * w, c, g)
-            if self.training and b * h * w * g > 1:
-                y = self._train_pixels_major(flat.reshape(b * h * w, c * g), factor)
+            rows = pixels_major.reshape(b * h * w, c * g)
+            if not self.training:  # an affine map per column (c, g): one pass over the rows
+                rstd = torch.rsqrt(self.running_var + self.eps)[:, None]
+                scale = self.expansion.vector(self.weight) * rstd  # [C, |G|]
+                shift = self.expansion.vector(self.bias) - self.running_mean[:, None] * scale
+                y = torch.addcmul(shift.reshape(-1), rows, scale.reshape(-1))
+            elif b * h * w * g > 1:
+                y = self._train_pixels_major(rows, factor)
             else:
-                y = self._normalize(flat, factor)
+                y = self._normalize(rows.reshape(b * h * w, c, g), factor)  # torch's error message
             return y.reshape(b, h, w, c, g).permute(0, 3, 4, 1, 2)
         return self._normalize(x, factor)
 
