@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from equinas.export import export_plain
-from equinas.models import EquivariantCNN, backbone
+from equinas.models import EquivariantCNN, backbone, build_network
 from equinas.nn import GroupBatchNorm, GroupConv, GroupPool, InvariantHead, LiftingConv, SpatialPool
 from equinas.nn.layout import set_memory_format
 from equinas.nn.mixed import MixedGroupConv
@@ -110,13 +110,14 @@ NETWORKS = [
     backbone("C1", widths=(2, 3), pools_after=(0,), kernel_size=3, hidden=None, kind="mixed"),
     backbone(["C4", "D2"], widths=(2, 2), pools_after=(1,), kernel_size=3, hidden=None, kind="rpp"),
     backbone("D1", widths=(2, 2), pools_after=(0,), kernel_size=3, hidden=None, kind="cr"),
+    backbone("C4", widths=(2, 2, 3), pools_after=(1,), kernel_size=3, hidden=None, backbone="resnet"),
 ]
 
 
-@pytest.mark.parametrize("spec", NETWORKS, ids=["regular", "mixed", "rpp", "cr"])
+@pytest.mark.parametrize("spec", NETWORKS, ids=["regular", "mixed", "rpp", "cr", "resnet"])
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 def test_network_channels_last_matches_nchw(spec, training) -> None:
-    base = perturbed(EquivariantCNN(spec)).train(training)
+    base = perturbed(build_network(spec)).train(training)
     nchw, cl = set_memory_format(copy.deepcopy(base), NCHW), set_memory_format(copy.deepcopy(base), CL)
     x = torch.randn(6, 1, 12, 12)
     out_n, gx_n, gp_n, upstream = outputs_and_grads(nchw, x, None)
