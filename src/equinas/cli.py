@@ -18,9 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from equinas.nn.basis import BASIS_CHOICES
+from equinas.nn.choices import BASIS_CHOICES, MEMORY_FORMATS
 
 EXAMPLES = """examples:
   equinas train --task rotmnist --arch D4 --epochs 2 --run-dir runs/d4
@@ -101,6 +99,13 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
     g.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
     g.add_argument("--threads", type=int, help="torch CPU threads")
+    g.add_argument(
+        "--memory-format",
+        choices=MEMORY_FORMATS,
+        default="auto",
+        help="layout of feature maps: channels_last, contiguous (NCHW), or auto: the faster one for "
+        "the device (channels_last on CPU, NCHW on GPUs); results agree to float rounding",
+    )
     g.add_argument(
         "--bn-recalibration",
         type=int,
@@ -205,6 +210,7 @@ def train_config(args: argparse.Namespace):
         num_threads=args.threads,
         bn_recalibration=args.bn_recalibration,
         eval_every=args.eval_every,
+        memory_format=args.memory_format,
     )
 
 
@@ -280,6 +286,8 @@ def resolve_arch(arch: str, args: argparse.Namespace, data) -> Any:
 
 # -- commands -------------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
     from equinas.models import build_network
     from equinas.search.validation import option_error
     from equinas.train import train
@@ -510,9 +518,39 @@ def _base_type(hint: Any) -> type:
     return origin if origin is not None else hint
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_methods(search: argparse.ArgumentParser) -> None:
+    """One subcommand of ``equinas search`` per method, with its settings as options."""
     from equinas.search import METHODS
 
+    methods = search.add_subparsers(dest="method", required=True)
+    for name, (_, settings_cls) in sorted(METHODS.items()):
+        summary = (METHODS[name][0].__doc__ or name).strip().splitlines()[0]
+        mp = methods.add_parser(name, help=summary, description=summary)
+        add_data_options(mp)
+        add_train_options(mp)
+        add_backbone_options(mp)
+        add_executor_options(mp)
+        _settings_arguments(mp, settings_cls)
+        mp.add_argument("--run-dir", help="default: runs/<method>-<task>-seed<seed>")
+        mp.add_argument("--resume", action="store_true", help="continue an interrupted search in --run-dir")
+        mp.add_argument("--quiet", action="store_true", help="no progress bars")
+        mp.set_defaults(func=cmd_search)
+
+
+def _command(argv: Sequence[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first word that is no option or ``--config`` value)."""
+    words = iter(argv)
+    for word in words:
+        if word == "--config":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def build_parser(methods: bool = True) -> argparse.ArgumentParser:
+    """The ``equinas`` parser; ``methods=False`` leaves out the subcommands of ``search`` (their
+    options come from the methods' settings, which needs torch: ``--help`` stays fast)."""
     parser = argparse.ArgumentParser(
         prog="equinas",
         description="Equivariance-aware architecture optimization (EquiNAS) for image classifiers.",
@@ -556,19 +594,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run an architecture search or a baseline",
         description="Run a search method; every candidate is recorded in the run directory.",
     )
-    methods = p.add_subparsers(dest="method", required=True)
-    for name, (_, settings_cls) in sorted(METHODS.items()):
-        summary = (METHODS[name][0].__doc__ or name).strip().splitlines()[0]
-        mp = methods.add_parser(name, help=summary, description=summary)
-        add_data_options(mp)
-        add_train_options(mp)
-        add_backbone_options(mp)
-        add_executor_options(mp)
-        _settings_arguments(mp, settings_cls)
-        mp.add_argument("--run-dir", help="default: runs/<method>-<task>-seed<seed>")
-        mp.add_argument("--resume", action="store_true", help="continue an interrupted search in --run-dir")
-        mp.add_argument("--quiet", action="store_true", help="no progress bars")
-        mp.set_defaults(func=cmd_search)
+    if methods:
+        _add_methods(p)
 
     p = sub.add_parser("report", help="results table and plots of finished runs")
     p.add_argument("run_dirs", nargs="+")
@@ -626,8 +653,8 @@ def _apply_config(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argpa
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(methods=_command(argv) == "search")
     args = _apply_config(parser, argv)
     try:
         return args.func(args)

@@ -16,7 +16,10 @@ network's eval-mode function: an ``nn.Sequential`` for a plain network, a ``torc
               x = ReLU(y + (x or Conv2d 1x1 (skip conv and norm folded)(x))) [-> pool]
 
 Every conv layer (regular, mixed, ``rpp``, ``rgconv``, ``cr``) contributes its current expanded
-filter, i.e. its function in eval mode. Batch norms use eval semantics (running statistics).
+filter, i.e. its function in eval mode. The filters keep the memory format the model's
+convolutions compute in (``equinas.nn.layout``): ``channels_last`` filters make every conv
+with more than one input channel return channels-last maps, the faster layout on CPU.
+Batch norms use eval semantics (running statistics).
 ``torch.save`` of the result can be loaded (``torch.load(path, weights_only=False)``) where
 equinas is not installed.
 """
@@ -130,13 +133,22 @@ def export_plain(model: SpecNetwork) -> nn.Module:
     """The eval-mode function of ``model`` in standard torch modules (see the module docstring).
 
     Input images ``[B, in_channels, H, W]``, output logits ``[B, num_classes]``. The result is in
-    eval mode, on the model's device and dtype, and shares no tensors with ``model``; the model
-    itself is left unchanged. Other networks (``SymmetryBreakingCNN``, whose learned maps have no
-    standard module, LPS networks) raise ``TypeError``: trace the model itself instead.
+    eval mode, on the model's device and dtype, in the memory format of the model's convolutions,
+    and shares no tensors with ``model``; the model itself is left unchanged. Other networks
+    (``SymmetryBreakingCNN``, whose learned maps have no standard module, LPS networks) raise
+    ``TypeError``: trace the model itself instead.
     """
+    layout = next(
+        (
+            m.memory_format
+            for m in model.modules()
+            if isinstance(getattr(m, "memory_format", None), torch.memory_format)
+        ),
+        torch.contiguous_format,
+    )
     if isinstance(model, ResidualCNN):
         with torch.no_grad():
-            return _export_residual(model).eval()
+            return _export_residual(model).eval().to(memory_format=layout)
     if type(model) is not EquivariantCNN:
         raise TypeError(
             f"export_plain takes an EquivariantCNN or a ResidualCNN, got {type(model).__name__}; "
@@ -147,7 +159,7 @@ def export_plain(model: SpecNetwork) -> nn.Module:
             item for i, block in enumerate(model.equivariant_blocks) for item in _block_modules(block, i)
         ]
         named += _head_modules(model.head, model.ambient.order)
-    return nn.Sequential(OrderedDict(named)).eval()
+    return nn.Sequential(OrderedDict(named)).eval().to(memory_format=layout)
 
 
 def export_torchscript(model: SpecNetwork, path: str | Path, example: torch.Tensor) -> torch.jit.ScriptModule:

@@ -28,7 +28,12 @@ class EquivariantBlock(nn.Module):
         return self.conv.output_shape_hint()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu(self.norm(self.conv(x)))
+        y = self.norm(self.conv(x))
+        b, c, g, h, w = y.shape
+        # on the 4-D view (a view in either layout; elementwise kernels run faster on it than on
+        # the 5-D channels-last strides); in place only without autograd: in training the norm's
+        # output may be a view, and in-place ops on views make autograd copy their base
+        y = F.relu(y.reshape(b, c * g, h, w), inplace=not torch.is_grad_enabled()).reshape(b, c, g, h, w)
         return self.pool(y) if self.pool is not None else y
 
 

@@ -1,42 +1,50 @@
 """Equivariant layers: kernel bases, lifting, group and [G]-mixed convolutions, approximately
-equivariant (relaxed) convolutions, norm, pooling."""
+equivariant (relaxed) convolutions, norm, pooling.
 
-from equinas.nn.basis import BASES, BASIS_CHOICES, HarmonicBasis, KernelBasis, PixelBasis, kernel_basis
-from equinas.nn.cache import CachedFilter
-from equinas.nn.conv import ConvBase, GroupConv, LiftingConv, RegularConv
-from equinas.nn.expansion import FilterExpansion
-from equinas.nn.mixed import MixedGroupConv, prior_logits
-from equinas.nn.norm import GroupBatchNorm
-from equinas.nn.pooling import EquivarianceBreakWarning, GroupPool, InvariantHead, SpatialPool
-from equinas.nn.relaxed import (
-    ConstraintRelaxedConv,
-    RelaxedGroupConv,
-    ResidualPathwayConv,
-    triangular_theta,
-)
+Names are imported from their submodules on first use (PEP 562), so that
+``equinas.nn.choices`` can be read without importing torch (the command line's ``--help``).
+"""
 
-__all__ = [
-    "BASES",
-    "BASIS_CHOICES",
-    "CachedFilter",
-    "ConstraintRelaxedConv",
-    "ConvBase",
-    "EquivarianceBreakWarning",
-    "FilterExpansion",
-    "GroupBatchNorm",
-    "GroupConv",
-    "GroupPool",
-    "HarmonicBasis",
-    "InvariantHead",
-    "KernelBasis",
-    "LiftingConv",
-    "MixedGroupConv",
-    "PixelBasis",
-    "RegularConv",
-    "RelaxedGroupConv",
-    "ResidualPathwayConv",
-    "SpatialPool",
-    "kernel_basis",
-    "prior_logits",
-    "triangular_theta",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_SOURCES = {
+    "BASES": "choices",
+    "BASIS_CHOICES": "choices",
+    "HarmonicBasis": "basis",
+    "KernelBasis": "basis",
+    "PixelBasis": "basis",
+    "kernel_basis": "basis",
+    "CachedFilter": "cache",
+    "ConvBase": "conv",
+    "GroupConv": "conv",
+    "LiftingConv": "conv",
+    "RegularConv": "conv",
+    "FilterExpansion": "expansion",
+    "MixedGroupConv": "mixed",
+    "prior_logits": "mixed",
+    "GroupBatchNorm": "norm",
+    "EquivarianceBreakWarning": "pooling",
+    "GroupPool": "pooling",
+    "InvariantHead": "pooling",
+    "SpatialPool": "pooling",
+    "ConstraintRelaxedConv": "relaxed",
+    "RelaxedGroupConv": "relaxed",
+    "ResidualPathwayConv": "relaxed",
+    "triangular_theta": "relaxed",
+}
+__all__ = sorted(_SOURCES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _SOURCES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_SOURCES[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_SOURCES})

@@ -33,9 +33,7 @@ from functools import lru_cache
 import torch
 
 from equinas.groups import PlanarGroup, spatial_matrices
-
-BASES = ("pixel", "harmonic")
-BASIS_CHOICES = ("auto", *BASES)
+from equinas.nn.choices import BASES, BASIS_CHOICES  # noqa: F401  (re-exported)
 
 
 class KernelBasis:

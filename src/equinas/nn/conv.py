@@ -83,6 +83,8 @@ class ConvBase(CachedFilter):
         )
         self.ambient, self.lifting = ambient, lifting
         self.basis = kernel_basis(basis, kernel_size, ambient)
+        # layout of filter and output (``equinas.nn.layout``); a plain attribute, not state
+        self.memory_format = torch.contiguous_format
 
     @property
     def fan_in(self) -> int:
@@ -120,10 +122,19 @@ class ConvBase(CachedFilter):
         return self.conv_with(x, self.filter(), self.expanded_bias())
 
     def conv_with(self, x: torch.Tensor, filt: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        """Convolve ambient-layout ``x`` with an expanded filter; returns ``[B, C_out, |G|, H, W]``."""
+        """Convolve ambient-layout ``x`` with an expanded filter; returns ``[B, C_out, |G|, H, W]``
+        laid out in ``self.memory_format`` (its 4-D view ``[B, C_out*|G|, H, W]``)."""
         batch, height, width = x.shape[0], x.shape[-2], x.shape[-1]
         planes = math.prod(x.shape[1:-2])  # explicit: reshape cannot infer -1 for an empty batch
-        out = F.conv2d(x.reshape(batch, planes, height, width), filt, bias, padding=self.kernel_size // 2)
+        layout = self.memory_format
+        flat = x.reshape(batch, planes, height, width)
+        if layout == torch.channels_last and planes == 1:
+            # with one input channel torch computes (and differentiates) in NCHW, slowly, and a
+            # transposing copy of the output would cost more: add a zero channel instead
+            flat = torch.cat([flat, flat.new_zeros(()).expand_as(flat)], dim=1)
+            filt = torch.cat([filt, filt.new_zeros(()).expand_as(filt)], dim=1)
+        flat, filt = flat.contiguous(memory_format=layout), filt.contiguous(memory_format=layout)
+        out = F.conv2d(flat, filt, bias, padding=self.kernel_size // 2)
         return out.reshape(batch, self.out_channels, self.ambient.order, height, width)
 
     def export(self) -> nn.Conv2d:

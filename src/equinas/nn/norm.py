@@ -5,10 +5,55 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from equinas.groups import PlanarGroup
 from equinas.nn.conv import check_count, resolve_groups
 from equinas.nn.expansion import FilterExpansion
+
+
+class _PixelsMajorBatchNorm(torch.autograd.Function):
+    """Train-mode batch norm of ``x`` ``[N, C*G]`` with statistics per ``c`` over rows and ``g``.
+
+    ``F.batch_norm`` on the ``[N, C, G]`` view computes the same but is slow for ``G = 8``
+    (its inner loops run over ``G``); here every pass runs over whole rows of ``C*G`` values.
+    Forward (two-pass, numerically stable; ``n = N*G``): ``mu_c = sum x / n``,
+    ``var_c = sum (x - mu_c)^2 / n``, ``y = (x - mu_c) * rsqrt(var_c + eps) * w + b`` with per-
+    column affine ``w, b`` ``[C*G]``. Backward, with ``xhat = (x - mu_c) * r_c``,
+    ``r_c = rsqrt(var_c + eps)``: ``dw = sum g*xhat``, ``db = sum g`` per column and
+    ``dx = r_c * (w*g - sum_g(w*db)/n - xhat * sum_g(w*dw)/n)``.
+    Returns ``(y, mu_c, var_c)`` (biased variance).
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, groups: int, eps: float):  # type: ignore[override]
+        channels, count = x.shape[1] // groups, x.shape[0] * groups
+        mean = x.sum(0).view(channels, groups).sum(1) / count
+        centred = x - mean.repeat_interleave(groups)
+        var = centred.square().sum(0).view(channels, groups).sum(1) / count
+        rstd = torch.rsqrt(var + eps).repeat_interleave(groups)
+        ctx.save_for_backward(centred, weight, rstd)
+        ctx.groups = groups
+        ctx.mark_non_differentiable(mean, var)
+        return torch.addcmul(bias, centred, rstd * weight), mean, var
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad, _grad_mean, _grad_var):  # type: ignore[override]
+        centred, weight, rstd = ctx.saved_tensors
+        groups = ctx.groups
+        channels, count = centred.shape[1] // groups, centred.shape[0] * groups
+
+        def per_channel(column: torch.Tensor) -> torch.Tensor:  # sum over g, repeated over g
+            return column.view(channels, groups).sum(1).repeat_interleave(groups)
+
+        grad = grad.contiguous()
+        grad_bias = grad.sum(0)
+        grad_weight = rstd * (grad * centred).sum(0)
+        shift = -rstd * per_channel(weight * grad_bias) / count
+        slope = -rstd * rstd * per_channel(weight * grad_weight) / count
+        grad_x = torch.addcmul(torch.addcmul(shift, centred, slope), grad, rstd * weight)
+        return grad_x, grad_weight, grad_bias, None, None
 
 
 class GroupBatchNorm(nn.Module):
@@ -52,6 +97,42 @@ class GroupBatchNorm(nn.Module):
             self.num_batches_tracked.add_(1)
             # momentum None: cumulative average, as in torch.nn.BatchNorm
             factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        pixels_major = x.permute(0, 3, 4, 1, 2)  # [B, H, W, C, |G|]
+        if pixels_major.is_contiguous() and not x.is_contiguous():
+            # channels-last maps (equinas.nn.layout): normalise the view [B*H*W, C, |G|], which
+            # has the same statistics per channel c; the result keeps the input's layout
+            b, c, g, h, w = x.shape
+            rows = pixels_major.reshape(b * h * w, c * g)
+            if not self.training:  # an affine map per column (c, g): one pass over the rows
+                rstd = torch.rsqrt(self.running_var + self.eps)[:, None]
+                scale = self.expansion.vector(self.weight) * rstd  # [C, |G|]
+                shift = self.expansion.vector(self.bias) - self.running_mean[:, None] * scale
+                y = torch.addcmul(shift.reshape(-1), rows, scale.reshape(-1))
+            elif b * h * w * g > 1:
+                y = self._train_pixels_major(rows, factor)
+            else:
+                y = self._normalize(rows.reshape(b * h * w, c, g), factor)  # torch's error message
+            return y.reshape(b, h, w, c, g).permute(0, 3, 4, 1, 2)
+        return self._normalize(x, factor)
+
+    def _train_pixels_major(self, x: torch.Tensor, factor: float) -> torch.Tensor:
+        """Train-mode batch norm of ``x`` ``[N, C*|G|]`` (column ``(c, g)``); updates the running
+        statistics as ``F.batch_norm`` does (the unbiased variance for ``running_var``)."""
+        y, mean, var = _PixelsMajorBatchNorm.apply(
+            x,
+            self.expansion.vector(self.weight).reshape(-1),
+            self.expansion.vector(self.bias).reshape(-1),
+            self.ambient.order,
+            self.eps,
+        )
+        count = x.shape[0] * self.ambient.order
+        with torch.no_grad():
+            self.running_mean.lerp_(mean, factor)
+            self.running_var.lerp_(var * (count / (count - 1)), factor)
+        return y
+
+    def _normalize(self, x: torch.Tensor, factor: float) -> torch.Tensor:
+        """Batch norm of ``x`` ``[N, C, |G|, ...]`` with statistics per channel ``C``."""
         if self.expansion.index == 1:  # affine shared by the whole group axis: one fused call
             return F.batch_norm(
                 x,
@@ -64,8 +145,9 @@ class GroupBatchNorm(nn.Module):
                 self.eps,
             )
         y = F.batch_norm(x, self.running_mean, self.running_var, None, None, self.training, factor, self.eps)
-        scale = self.expansion.vector(self.weight)[..., None, None]
-        shift = self.expansion.vector(self.bias)[..., None, None]
+        plane = (x.shape[1], x.shape[2]) + (1,) * (x.dim() - 3)  # [C, |G|, 1, 1] or [C, |G|]
+        scale = self.expansion.vector(self.weight).reshape(plane)
+        shift = self.expansion.vector(self.bias).reshape(plane)
         return torch.addcmul(shift, y, scale)
 
     def extra_repr(self) -> str:

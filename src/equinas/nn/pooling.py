@@ -73,6 +73,8 @@ class GroupPool(nn.Module):
         _check_features(x, "GroupPool")
         if self.mode == "mean":
             return x.mean(dim=2)
+        if not (torch.is_grad_enabled() and x.requires_grad):
+            return x.amax(dim=2)  # no backward: no indices needed (the same values)
         # max with indices: its backward scatters into one new map, while amax's backward
         # builds a tie mask and a full-size product (about 1.5 feature maps more peak memory)
         return x.max(dim=2).values

@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
+from equinas.nn.choices import MEMORY_FORMATS
+
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("none", "cosine", "step")
 DEVICES = ("auto", "cpu", "cuda")
@@ -14,7 +16,7 @@ AMP_DTYPES = ("auto", "bfloat16", "float16")
 # Settings that may differ between a run and its resumption: they do not change which updates
 # are applied (``epochs`` extends or keeps the run; it does reshape a cosine schedule).
 RESUMABLE_CHANGES = frozenset(
-    {"epochs", "device", "num_threads", "log_every", "eval_batch_size", "eval_every"}
+    {"epochs", "device", "num_threads", "log_every", "eval_batch_size", "eval_every", "memory_format"}
 )
 # Settings that change no trained weight and no final metric (only which epochs are logged/validated).
 RESULT_NEUTRAL = frozenset({"log_every", "eval_every"})
@@ -38,7 +40,11 @@ class TrainConfig:
     before every evaluation (short runs otherwise evaluate with lagging running averages).
     ``eval_every`` validates (and recalibrates) after every ``eval_every``-th epoch and after
     the last one only; as recalibration starts afresh each time and validation draws no random
-    numbers, the weights and the final metrics do not depend on it.
+    numbers, the weights and the final metrics do not depend on it. ``memory_format`` lays group
+    feature maps out ``channels_last`` or ``contiguous`` (NCHW); ``auto`` picks the faster one for
+    the device (``runtime.memory_format``); values agree to float rounding. ``eval_batch_size``
+    128 evaluates fastest on CPU (256 and more take 1.5x longer per image with one thread:
+    feature maps stop fitting in cache); on a GPU larger batches pay off.
     """
 
     epochs: float = 10.0
@@ -56,7 +62,7 @@ class TrainConfig:
     amp: bool = False
     amp_dtype: str = "auto"
     grad_clip: float | None = None
-    eval_batch_size: int = 256
+    eval_batch_size: int = 128
     num_threads: int | None = None
     arch_lr: float = 0.0
     arch_weight_decay: float = 0.0
@@ -66,6 +72,7 @@ class TrainConfig:
     log_every: int = 50
     bn_recalibration: int = 0
     eval_every: int = 1
+    memory_format: str = "auto"
 
     def __post_init__(self) -> None:
         check = _Checker(self)
@@ -94,6 +101,7 @@ class TrainConfig:
         check.integer("log_every", low=0)
         check.integer("bn_recalibration", low=0)
         check.integer("eval_every", low=1)
+        check.choice("memory_format", MEMORY_FORMATS)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/TOML types; unset (``None``) fields are left out, tuples become lists."""

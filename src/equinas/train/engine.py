@@ -16,6 +16,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from equinas.data.task import Split, TaskData
+from equinas.nn.layout import set_memory_format
 from equinas.train import hooks
 from equinas.train.checkpoint import (
     CHECKPOINT_NAME,
@@ -37,7 +38,7 @@ from equinas.train.rng import (
     seed_everything,
 )
 from equinas.train.runlog import RunLog, jsonable
-from equinas.train.runtime import amp_dtype, autocast, resolve_device
+from equinas.train.runtime import amp_dtype, autocast, memory_format, resolve_device
 
 
 class TrainingDiverged(RuntimeError):
@@ -111,7 +112,7 @@ class Trainer:
 
         self.device = resolve_device(self.config.device)
         self.amp_dtype = amp_dtype(self.config, self.device)
-        self.model = model.to(self.device)
+        self.model = set_memory_format(model.to(self.device), memory_format(self.config, self.device))
         arch_params = hooks.architecture_parameters(self.model)
         arch_ids = {id(p) for p in arch_params}
         self.weight_params = [p for p in self.model.parameters() if p.requires_grad and id(p) not in arch_ids]

@@ -19,7 +19,7 @@ def evaluate(
 ) -> dict[str, float | int]:
     """``{"acc", "loss", "count"}`` of ``model`` on ``split``.
 
-    Runs in eval mode under ``torch.no_grad()`` (the model's previous train/eval mode is
+    Runs in eval mode under ``torch.inference_mode()`` (the model's previous train/eval mode is
     restored afterwards), in batches of ``batch_size`` moved to ``device`` (default: the device
     of the model's first parameter, else CPU). ``autocast_dtype`` enables CUDA autocast. The
     loss is the mean cross-entropy per example, accumulated in float64.
@@ -37,7 +37,7 @@ def evaluate(
     total_loss = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     try:
-        with torch.no_grad(), autocast(device, autocast_dtype):
+        with torch.inference_mode(), autocast(device, autocast_dtype):
             for start in range(0, len(split), batch_size):
                 images = split.images[start : start + batch_size].to(device, non_blocking=True)
                 labels = split.labels[start : start + batch_size].to(device, non_blocking=True)

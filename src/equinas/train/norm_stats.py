@@ -35,7 +35,7 @@ def recalibrate_batch_norm(
     """Recompute running statistics from ``num_batches`` random batches of ``split``.
 
     Batches are drawn (without replacement, from ``generator``) and run in train mode under
-    ``torch.no_grad()``; the model's mode and the norms' momenta are restored afterwards.
+    ``torch.inference_mode()``; the model's mode and the norms' momenta are restored afterwards.
     """
     norms = _norms(model)
     if not norms or len(split) == 0 or num_batches < 1:
@@ -44,7 +44,7 @@ def recalibrate_batch_norm(
     order = torch.randperm(len(split), generator=generator)[: num_batches * batch_size].to(device)
     momenta = [m.momentum for m in norms]
     was_training = model.training
-    with torch.no_grad():
+    with torch.inference_mode():
         for m in norms:
             m.running_mean.zero_()
             m.running_var.fill_(1.0)

@@ -30,6 +30,17 @@ def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
     return torch.float16
 
 
+def memory_format(config: TrainConfig, device: torch.device) -> torch.memory_format:
+    """Layout of the run's group feature maps (``equinas.nn.layout``): ``channels_last``,
+    ``contiguous`` (NCHW), or for ``auto`` the faster one on ``device``: channels-last on CPU
+    (``benchmarks/results/step_cpu.json``), NCHW elsewhere (not measured on GPUs yet)."""
+    if config.memory_format == "contiguous":
+        return torch.contiguous_format
+    if config.memory_format == "channels_last" or device.type == "cpu":
+        return torch.channels_last
+    return torch.contiguous_format
+
+
 def autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
     """Autocast to ``dtype`` on CUDA; a disabled context when ``dtype`` is None or on CPU."""
     enabled = dtype is not None and device.type == "cuda"
