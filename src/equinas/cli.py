@@ -357,7 +357,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for split in ("val", "test"):
         report[split] = evaluate(model, getattr(data, split), args.batch_size)
     if hasattr(model, "ambient"):
-        report["equivariance"] = equivariance_summary(model, data.test.images[: args.equivariance_batch])
+        report["equivariance"] = equivariance_summary(model, data.test.batch(slice(args.equivariance_batch)))
     text = json.dumps(report, indent=2)
     if args.output:
         Path(args.output).write_text(text + "\n")

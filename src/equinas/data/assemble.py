@@ -1,10 +1,12 @@
 """Turning selected raw images into a normalised ``TaskData`` -- shared by every loader.
 
 Raw images are uint8 (0..255) or float32 in [0, 1], shaped ``[N, H, W]`` (one channel) or
-``[N, H, W, C]`` (channels last). The task holds float32 ``[N, C, H, W]`` normalised per
-channel as ``(x - mean) / std``; ``mean`` and ``std`` are fixed by the task or, when not
-given, measured on the training split actually loaded (a constant channel gets std 1).
-Both go into ``info``.
+``[N, H, W, C]`` (channels last). Each channel is normalised as ``(x - mean) / std`` with ``x``
+in [0, 1]; ``mean`` and ``std`` are fixed by the task or, when not given, measured on the
+training split actually loaded (a constant channel gets std 1). Both go into ``info``.
+uint8 images stay uint8 ``[N, C, H, W]`` in the task and are normalised batch by batch
+(``Split.levels``, the same float32 arithmetic as for float input); float input is stored
+normalised.
 """
 
 from __future__ import annotations
@@ -37,6 +39,28 @@ def channels_first(images: np.ndarray) -> np.ndarray:
     raise DataError(f"images must be [N, H, W] or [N, H, W, C], got shape {images.shape}")
 
 
+def _level_values() -> np.ndarray:
+    """float32 ``[256]``: each uint8 level in [0, 1], exactly as ``to_unit_float`` maps it."""
+    return to_unit_float(np.arange(256, dtype=np.uint8))
+
+
+def _measured_normalisation(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel float64 ``(mean, std)`` of ``[N, C, H, W]`` images in [0, 1]; uint8 images
+    through a histogram of their levels (no float copy of the data set)."""
+    if images.dtype != np.uint8:
+        return images.mean(axis=(0, 2, 3), dtype=np.float64), images.std(axis=(0, 2, 3), dtype=np.float64)
+    values = _level_values().astype(np.float64)
+    mean, std = np.empty(images.shape[1]), np.empty(images.shape[1])
+    for channel in range(images.shape[1]):
+        counts = np.zeros(256, dtype=np.int64)
+        for start in range(0, len(images), 4096):
+            counts += np.bincount(images[start : start + 4096, channel].ravel(), minlength=256)
+        total = counts.sum()
+        mean[channel] = counts @ values / total
+        std[channel] = np.sqrt(counts @ (values - mean[channel]) ** 2 / total)
+    return mean, std
+
+
 def build_task(
     name: str,
     num_classes: int,
@@ -54,23 +78,34 @@ def build_task(
             raise DataError(f"task {name}: the {split} split is empty")
         if labels.min() < 0 or labels.max() >= num_classes:
             raise DataError(f"task {name}: {split} labels outside 0..{num_classes - 1}")
-        arrays[split] = (np.ascontiguousarray(channels_first(to_unit_float(images))), labels)
+        if images.dtype != np.uint8:
+            images = to_unit_float(images)
+        arrays[split] = (np.ascontiguousarray(channels_first(images)), labels)
+    dtypes = {images.dtype for images, _ in arrays.values()}
+    if len(dtypes) > 1:
+        raise DataError(f"task {name}: splits mix uint8 and float images")
     train = arrays["train"][0]
     if mean is None or std is None:
-        mean = train.mean(axis=(0, 2, 3), dtype=np.float64)
-        std = train.std(axis=(0, 2, 3), dtype=np.float64)
+        mean, std = _measured_normalisation(train)
         std[std == 0] = 1.0  # a constant channel is only centred
     mean_c = np.asarray(mean, dtype=np.float32).reshape(1, -1, 1, 1)
     std_c = np.asarray(std, dtype=np.float32).reshape(1, -1, 1, 1)
     if mean_c.shape[1] != train.shape[1] or np.any(std_c <= 0):
         raise DataError(f"task {name}: bad normalisation mean={mean} std={std}")
-    out = {
-        split: Split(
-            torch.from_numpy((images - mean_c) / std_c),
-            torch.from_numpy(np.asarray(labels, dtype=np.int64)),
-        )
-        for split, (images, labels) in arrays.items()
-    }
+    if train.dtype == np.uint8:
+        levels = torch.from_numpy((_level_values()[None, :] - mean_c.reshape(-1, 1)) / std_c.reshape(-1, 1))
+        out = {
+            split: Split(torch.from_numpy(images), torch.from_numpy(np.asarray(labels, np.int64)), levels)
+            for split, (images, labels) in arrays.items()
+        }
+    else:
+        out = {
+            split: Split(
+                torch.from_numpy((images - mean_c) / std_c),
+                torch.from_numpy(np.asarray(labels, dtype=np.int64)),
+            )
+            for split, (images, labels) in arrays.items()
+        }
     meta = {**(info or {}), "mean": mean_c.ravel().tolist(), "std": std_c.ravel().tolist()}
     meta["sizes"] = {split: len(out[split]) for split in SPLITS}
     return TaskData(name, num_classes, out["train"], out["val"], out["test"], meta)

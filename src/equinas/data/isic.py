@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from equinas.data.errors import DataError, DataNotFoundError
-from equinas.data.optional import require
+from equinas.data.images import decode_image, pillow
 from equinas.data.paths import resolve_data_dir
 from equinas.data.splits import ImageSource
 
@@ -95,25 +95,14 @@ def match_images(image_dir: Path, ids: list[str], csv_path: Path) -> list[Path]:
 
 def load_image(path: Path, size: int) -> np.ndarray:
     """RGB uint8 ``[size, size, 3]``: centre square crop, bilinear resize."""
-    image_module = require("PIL.Image", "pillow", "reading ISIC images")
-    try:
-        with image_module.open(path) as image:
-            image.draft("RGB", (size, size))
-            image = image.convert("RGB")
-            width, height = image.size
-            side = min(width, height)
-            left, top = (width - side) // 2, (height - side) // 2
-            square = image.crop((left, top, left + side, top + side))
-            return np.asarray(square.resize((size, size), image_module.Resampling.BILINEAR))
-    except OSError as exc:  # includes PIL.UnidentifiedImageError
-        raise DataError(f"{path}: unreadable image ({exc})") from exc
+    return decode_image(path, size, "RGB")
 
 
 def isic_source(image_dir: Path, csv_path: Path, image_size: int = 64) -> ImageSource:
     """Labels and a lazy reader of ``[n, image_size, image_size, 3]`` uint8 images."""
     if image_size < 1:
         raise ValueError(f"image_size must be positive, got {image_size}")
-    require("PIL.Image", "pillow", "reading ISIC images")
+    pillow("reading ISIC images")
     ids, labels = read_ground_truth(csv_path)
     files = match_images(image_dir, ids, csv_path)
 

@@ -4,40 +4,95 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
+FINGERPRINT_CHUNK = 4096  # images normalised at a time while fingerprinting a uint8 split
 
-@dataclass(frozen=True)
+
 class Split:
-    """Images ``[N, C, H, W]`` (float32, normalised) and labels ``[N]`` (int64)."""
+    """Labelled images: ``labels`` int64 ``[N]`` and images ``[N, C, H, W]`` stored either
 
-    images: torch.Tensor
-    labels: torch.Tensor
+    * as float32, already normalised (``levels`` is None), or
+    * as uint8 (raw pixel levels 0..255) with ``levels`` float32 ``[C, 256]``: the normalised
+      value of each level in each channel. ``batch`` turns only the requested images into
+      floats, ``out[n, c, y, x] = levels[c, stored[n, c, y, x]]``, so a data set stays 4x
+      smaller in memory until a batch is made.
 
-    def __post_init__(self) -> None:
-        if self.images.dim() != 4:
-            raise ValueError(f"images must be [N, C, H, W], got shape {tuple(self.images.shape)}")
-        if self.labels.dim() != 1 or self.labels.shape[0] != self.images.shape[0]:
-            raise ValueError(f"{self.images.shape[0]} images but labels of shape {tuple(self.labels.shape)}")
+    ``images`` is the whole split as normalised float32 (materialised on every access; loops
+    should call ``batch``).
+    """
+
+    __slots__ = ("labels", "levels", "stored")
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, levels: torch.Tensor | None = None):
+        if images.dim() != 4:
+            raise ValueError(f"images must be [N, C, H, W], got shape {tuple(images.shape)}")
+        if labels.dim() != 1 or labels.shape[0] != images.shape[0]:
+            raise ValueError(f"{images.shape[0]} images but labels of shape {tuple(labels.shape)}")
+        if levels is not None:
+            if images.dtype != torch.uint8:
+                raise ValueError(f"levels need uint8 images, got {images.dtype}")
+            if tuple(levels.shape) != (images.shape[1], 256) or levels.dtype != torch.float32:
+                raise ValueError(f"levels must be float32 [{images.shape[1]}, 256], got {tuple(levels.shape)}")
+        elif not images.is_floating_point():
+            raise ValueError(f"{images.dtype} images need levels (the normalised value of each level)")
+        self.stored, self.labels, self.levels = images, labels, levels
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """``(N, C, H, W)``."""
+        return tuple(self.stored.shape)  # type: ignore[return-value]
+
+    @property
+    def images(self) -> torch.Tensor:
+        return self.batch(slice(None))
+
+    def batch(self, index: torch.Tensor | slice | int) -> torch.Tensor:
+        """Normalised float32 images ``stored[index]`` (``[B, C, H, W]``, or ``[C, H, W]`` for
+        an int), on the split's device."""
+        picked = self.stored[index]
+        if self.levels is None:
+            return picked
+        channels = self.levels.shape[0]
+        offsets = torch.arange(channels, device=picked.device).view(channels, 1, 1) * 256
+        return self.levels.view(-1)[picked.long() + offsets]
+
+    def to(self, device: torch.device | str) -> Split:
+        """The split with its tensors on ``device``."""
+        levels = None if self.levels is None else self.levels.to(device)
+        return Split(self.stored.to(device), self.labels.to(device), levels)
+
     def fingerprint(self) -> str:
-        """A SHA-256 digest of the shapes, dtypes and values of images and labels."""
+        """A SHA-256 digest of the shapes, dtypes and values of the normalised images and the
+        labels (equal for equal data, however it is stored)."""
         digest = hashlib.sha256()
-        for tensor in (self.images, self.labels):
-            array = tensor.detach().cpu().contiguous().numpy()
-            digest.update(f"{array.dtype}{array.shape}".encode())
-            digest.update(memoryview(array).cast("B"))
+        count, *rest = self.shape
+        digest.update(f"float32{(count, *rest)}".encode())
+        for start in range(0, count, FINGERPRINT_CHUNK):
+            chunk = self.batch(slice(start, start + FINGERPRINT_CHUNK)).detach().cpu().float()
+            digest.update(memoryview(chunk.contiguous().numpy()).cast("B"))
+        labels = self.labels.detach().cpu().contiguous().numpy()
+        digest.update(f"{labels.dtype}{labels.shape}".encode())
+        digest.update(memoryview(labels).cast("B"))
         return digest.hexdigest()
 
     def subset(self, count: int | None) -> Split:
         """The first ``count`` examples (all when ``count`` is None)."""
         if count is None:
             return self
-        return Split(self.images[:count], self.labels[:count])
+        return Split(self.stored[:count], self.labels[:count], self.levels)
 
 
 @dataclass(frozen=True)
@@ -57,8 +112,8 @@ class TaskData:
 
     @property
     def in_channels(self) -> int:
-        return int(self.train.images.shape[1])
+        return int(self.train.shape[1])
 
     @property
     def image_size(self) -> tuple[int, int]:
-        return tuple(self.train.images.shape[-2:])  # type: ignore[return-value]
+        return tuple(self.train.shape[-2:])  # type: ignore[return-value]

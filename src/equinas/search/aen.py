@@ -341,7 +341,7 @@ class EQNetSpace:
 
     @classmethod
     def from_context(cls, ctx: SearchContext, s: AENSettings) -> EQNetSpace:
-        shape = tuple(ctx.data.train.images.shape[1:])
+        shape = tuple(ctx.data.train.shape[1:])
         if len(shape) != 3 or shape[0] != 1 or shape[1] != shape[2]:
             raise ValueError(f"AEN's EQNet needs square single-channel images [N, 1, n, n], got {shape}")
         return cls(

@@ -145,7 +145,7 @@ class EquiNASD:
         the mixture the statistics were gathered on.
         """
         seed = candidate_seed(ctx.seed, "discrete")
-        with ComputeMeter(model, ctx.data.train.images[0]) as meter:
+        with ComputeMeter(model, ctx.data.train.batch(0)) as meter:
             recalibrate_batch_norm(
                 model,
                 ctx.data.train,

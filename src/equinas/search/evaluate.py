@@ -61,7 +61,7 @@ def measure_equivariance(model: torch.nn.Module, data: TaskData) -> dict[str, An
     if ambient is None or not hasattr(model, "features") or len(data.val) == 0:
         return {}
     device = next(model.parameters()).device
-    return equivariance_summary(model, data.val.images[:EQUIVARIANCE_BATCH].to(device))
+    return equivariance_summary(model, data.val.batch(slice(EQUIVARIANCE_BATCH)).to(device))
 
 
 def run_candidate(job: CandidateJob, data: TaskData) -> CandidateOutcome:
@@ -93,7 +93,7 @@ def run_candidate(job: CandidateJob, data: TaskData) -> CandidateOutcome:
         seed=job.seed,
         extra=dict(job.extra),
     )
-    with ComputeMeter(model, data.train.images[0]) as meter:
+    with ComputeMeter(model, data.train.batch(0)) as meter:
         try:
             result = train(model, data, config, progress=False)
         except TrainingDiverged as err:

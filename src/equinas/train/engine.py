@@ -260,7 +260,7 @@ class Trainer:
             index = order[batch * batch_size : (batch + 1) * batch_size]
             lr = self.schedule.apply(self.optimizer, self.global_step)
             loss, ce, correct = self._weight_step(
-                self._train.images[index], self._train.labels[index], epoch, lr
+                self._train.batch(index), self._train.labels[index], epoch, lr
             )
             totals["loss"] += loss * len(index)
             totals["correct"] += correct
@@ -350,7 +350,7 @@ class Trainer:
             order = torch.randperm(len(self._search), generator=generator).to(self.device)
             self._search_order = (cycle, order)
         index = self._search_order[1][batch * batch_size : (batch + 1) * batch_size]
-        return self._search.images[index], self._search.labels[index]
+        return self._search.batch(index), self._search.labels[index]
 
     def _check_logits(self, logits: torch.Tensor, batch: int) -> None:
         expected = (batch, self.data.num_classes)
@@ -507,7 +507,7 @@ def train(
 
 
 def _to_device(split: Split, device: torch.device) -> Split:
-    return Split(split.images.to(device), split.labels.to(device))
+    return split.to(device)
 
 
 def _num_params(model: nn.Module) -> int:

@@ -39,7 +39,7 @@ def evaluate(
     try:
         with torch.inference_mode(), autocast(device, autocast_dtype):
             for start in range(0, len(split), batch_size):
-                images = split.images[start : start + batch_size].to(device, non_blocking=True)
+                images = split.batch(slice(start, start + batch_size)).to(device, non_blocking=True)
                 labels = split.labels[start : start + batch_size].to(device, non_blocking=True)
                 logits = model(images).float()
                 total_loss += F.cross_entropy(logits, labels, reduction="sum").double()

@@ -40,7 +40,7 @@ def recalibrate_batch_norm(
     norms = _norms(model)
     if not norms or len(split) == 0 or num_batches < 1:
         return
-    device = split.images.device
+    device = split.labels.device
     order = torch.randperm(len(split), generator=generator)[: num_batches * batch_size].to(device)
     momenta = [m.momentum for m in norms]
     was_training = model.training
@@ -54,7 +54,7 @@ def recalibrate_batch_norm(
         try:
             with autocast(device, autocast_dtype):
                 for start in range(0, len(order), batch_size):
-                    model(split.images[order[start : start + batch_size]])
+                    model(split.batch(order[start : start + batch_size]))
         finally:
             for m, momentum in zip(norms, momenta, strict=True):
                 m.momentum = momentum
