@@ -1,5 +1,6 @@
 """Real data sets from local files, as ``TaskData`` (see ``load_task`` and ``list_tasks``)."""
 
+from equinas.data.arrays import from_arrays
 from equinas.data.errors import DataError, DataNotFoundError
 from equinas.data.paths import cache_dir, resolve_data_dir
 from equinas.data.registry import describe_task, list_tasks, load_task, prepare_task
@@ -12,6 +13,7 @@ __all__ = [
     "TaskData",
     "cache_dir",
     "describe_task",
+    "from_arrays",
     "list_tasks",
     "load_task",
     "prepare_task",

@@ -8,6 +8,10 @@ Split policy:
 * ``rotmnist``: its own 10k / 2k / 50k splits.
 * ``galaxy10``, ``isic``: 10% of all images are the test split and 10% of the rest the
   validation split (seed 42).
+* ``folder:PATH`` (an image folder, see ``equinas.data.folder``) and ``npz:PATH`` (arrays, see
+  ``equinas.data.arrays``): splits the data fixes (``train/``/``val/``/``test/`` folders,
+  ``val_*``/``test_*`` arrays) are kept; the others are carved out class-stratified
+  (``val_fraction``, ``test_fraction``, default 0.1, chosen by the option ``split_seed``).
 
 ``train_size`` / ``val_size`` / ``test_size`` then take a class-stratified random subset of
 each split, chosen by ``seed``; everything else (holdouts, transforms, RotMNIST) is fixed and
@@ -26,13 +30,15 @@ from functools import partial
 from pathlib import Path
 
 from equinas.data import galaxy10, isic, mnist, rotmnist
+from equinas.data.arrays import array_sources, npz_splits
 from equinas.data.assemble import assemble_task
 from equinas.data.augmented import SETTINGS, augmented_mnist
 from equinas.data.cache import cache_problem, sha256_file
+from equinas.data.folder import folder_cache_path, list_folder, load_folder
 from equinas.data.gmnist import ALIASES, TRANSFORMS, canonical_transforms, gmnist_sources
 from equinas.data.gmnist import NORMALISATION as GMNIST_NORMALISATION
 from equinas.data.idx import read_decompressed
-from equinas.data.splits import ImageSource, holdout_split
+from equinas.data.splits import ImageSource, carve_splits, holdout_split
 from equinas.data.task import TaskData
 
 DataDir = str | os.PathLike[str] | None
@@ -44,6 +50,7 @@ HOLDOUT_SEED = 42
 HASH_LIMIT = 256 << 20  # describe_task hashes files up to this size
 _GMNIST = {"gmnist": "mnist", "gfmnist": "fashion-mnist"}
 _GMNIST_NAME = re.compile(r"(gmnist|gfmnist)\[([^\]]*)\]")
+_PATH_TASKS = ("folder:", "npz:")
 
 
 @dataclass(frozen=True)
@@ -164,6 +171,78 @@ def _isic(
     return _Sources(_three_way(source), len(isic.CLASSES), None, None, info)
 
 
+def _folder(
+    path: str,
+    data_dir: DataDir,
+    image_size: int | None = None,
+    channels: int | None = None,
+    val_fraction: float | None = None,
+    test_fraction: float | None = None,
+    split_seed: int = 0,
+) -> _Sources:
+    listing, images, cache = load_folder(path, image_size, channels)
+    classes = list(listing.classes)
+    indices = carve_splits(
+        listing.labels,
+        listing.indices(),
+        classes,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        seed=split_seed,
+        where=path,
+    )
+    pool = ImageSource.from_arrays(images, listing.labels)
+    info = {
+        "files": [str(listing.root.resolve())],
+        "classes": classes,
+        "image_size": image_size,
+        "channels": 1 if images.ndim == 3 else images.shape[-1],
+        "split_seed": split_seed,
+        "cache": str(cache),
+    }
+    return _Sources({split: pool.take(i) for split, i in indices.items()}, len(classes), None, None, info)
+
+
+def _npz(
+    path: str,
+    data_dir: DataDir,
+    num_classes: int | None = None,
+    val_fraction: float | None = None,
+    test_fraction: float | None = None,
+    split_seed: int = 0,
+) -> _Sources:
+    splits, classes = array_sources(
+        npz_splits(path),
+        num_classes=num_classes,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        split_seed=split_seed,
+        where=path,
+    )
+    info = {"files": [str(Path(path).resolve())], "split_seed": split_seed}
+    return _Sources(splits, classes, None, None, info)
+
+
+def _path_spec(kind: str, path: str) -> _Spec:
+    """The spec of ``folder:PATH`` or ``npz:PATH``."""
+    if not path:
+        raise ValueError(f"task {kind}PATH needs a path, e.g. {kind}data/my_images")
+
+    def files(data_dir: DataDir, options: dict) -> list[tuple[Path, str | None]]:
+        return [(Path(path), None)]
+
+    if kind == "npz:":
+        return _Spec(partial(_npz, path), files)
+
+    def cache(data_dir: DataDir, options: dict) -> Path:
+        return folder_cache_path(list_folder(path), options.get("image_size"), options.get("channels"))
+
+    def prepare(data_dir: DataDir, options: dict) -> Path:
+        return load_folder(path, options.get("image_size"), options.get("channels"))[2]
+
+    return _Spec(partial(_folder, path), files, cache=cache, prepare=prepare)
+
+
 def _mnist_spec(build: Callable[..., _Sources], dataset: mnist.Dataset) -> _Spec:
     return _Spec(build, lambda data_dir, options: _idx_files(dataset, data_dir))
 
@@ -194,13 +273,16 @@ _FIXED: dict[str, _Spec] = {
 
 def list_tasks() -> list[str]:
     """Task names; ``gmnist[...]`` / ``gfmnist[...]`` take a comma-separated transform set."""
-    return [*_FIXED, "gmnist[...]", "gfmnist[...]"]
+    return [*_FIXED, "gmnist[...]", "gfmnist[...]", "folder:PATH", "npz:PATH"]
 
 
 def _resolve(name: str) -> tuple[str, _Spec]:
     """Canonical task name and its spec; ``ValueError`` listing the valid names."""
     if name in _FIXED:
         return name, _FIXED[name]
+    for kind in _PATH_TASKS:
+        if isinstance(name, str) and name.startswith(kind):
+            return name, _path_spec(kind, name.removeprefix(kind))
     match = _GMNIST_NAME.fullmatch(name) if isinstance(name, str) else None
     if match is None:
         raise ValueError(
@@ -238,7 +320,11 @@ def load_task(
     (None keeps the split whole). ``options`` are task specific: ``rotmnist``: ``limit``
     (generate only that many images in total); ``galaxy10``: ``image_size`` (default 64,
     block mean of the 256 px images; None keeps 256), ``path``; ``isic``: ``image_size``
-    (default 64), ``image_dir``, ``csv_path``. ``info`` records files, normalisation, sizes
+    (default 64), ``image_dir``, ``csv_path``; ``folder:PATH``: ``image_size`` (centre crop and
+    resize to N x N; default: keep the size, which must be common), ``channels`` (1 or 3;
+    default 1 when every image is grayscale), ``val_fraction``, ``test_fraction``,
+    ``split_seed``; ``npz:PATH``: ``num_classes``, ``val_fraction``, ``test_fraction``,
+    ``split_seed``. ``info`` records files, normalisation, sizes
     and the task's construction parameters.
     """
     canonical, spec = _resolve(name)

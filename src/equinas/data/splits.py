@@ -94,3 +94,78 @@ def stratified_subset(labels: np.ndarray, count: int | None, seed: int | str) ->
         rng.permutation(np.flatnonzero(labels == cls))[:k] for cls, k in zip(classes, share, strict=True)
     ]
     return np.sort(np.concatenate(chosen))
+
+
+SPLIT_NAMES = ("train", "val", "test")
+DEFAULT_FRACTION = 0.1
+
+
+def _held_count(fraction: float | None, total: int, available: int, what: str) -> int:
+    """``round(fraction * total)`` (at least 1; default fraction ``DEFAULT_FRACTION``), checked to
+    leave images for training out of the ``available`` ones."""
+    fraction = DEFAULT_FRACTION if fraction is None else fraction
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction < 1:
+        raise DataError(f"{what} must be a number between 0 and 1 (exclusive), got {fraction!r}")
+    count = max(1, round(fraction * total))
+    if count >= available:
+        raise DataError(f"{what}={fraction} of {total} images leaves none for training")
+    return count
+
+
+def _carve(labels: np.ndarray, pool: np.ndarray, count: int, seed: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(rest, held)``: ``count`` examples of ``pool`` held out class-stratified
+    (``stratified_subset``), and the others."""
+    held_positions = stratified_subset(labels[pool], count, seed)
+    keep = np.ones(len(pool), dtype=bool)
+    keep[held_positions] = False
+    return pool[keep], pool[held_positions]
+
+
+def carve_splits(
+    labels: np.ndarray,
+    given: dict[str, np.ndarray],
+    class_names: list[str],
+    *,
+    val_fraction: float | None = None,
+    test_fraction: float | None = None,
+    seed: int = 0,
+    where: str = "data",
+) -> dict[str, np.ndarray]:
+    """Ascending indices of the ``train``, ``val`` and ``test`` splits.
+
+    ``given`` maps split names to the examples that the data fixes to them (e.g. ``train/``
+    and ``test/`` folders), or ``{"all": indices}`` when nothing is fixed. Missing splits
+    are carved out class-stratified from the seed: from ``all``, ``test_fraction`` and then
+    ``val_fraction`` of all images; otherwise from ``train``, that fraction of ``train``
+    (default ``DEFAULT_FRACTION`` each). A fraction for a split the data fixes, or a class
+    without an image in some split, is a ``DataError`` naming it.
+    """
+    fractions = {"val": val_fraction, "test": test_fraction}
+    if "all" in given:
+        pool = np.asarray(given["all"])
+        total, splits = len(pool), {}
+        for split in ("test", "val"):
+            count = _held_count(fractions[split], total, len(pool), f"{split}_fraction")
+            pool, splits[split] = _carve(labels, pool, count, f"{seed}/{split}")
+        splits["train"] = pool
+    else:
+        if "train" not in given:
+            raise DataError(f"{where}: no train split (a train/ folder or train arrays) to learn from")
+        splits = {split: np.asarray(given[split]) for split in SPLIT_NAMES if split in given}
+        for split, fraction in fractions.items():
+            if split in given and fraction is not None:
+                raise DataError(f"{where}: {split}_fraction given, but the data fixes the {split} split")
+            if split not in given:
+                train = splits["train"]
+                count = _held_count(fraction, len(train), len(train), f"{split}_fraction")
+                splits["train"], splits[split] = _carve(labels, train, count, f"{seed}/{split}")
+    for split in SPLIT_NAMES:
+        present = np.bincount(labels[splits[split]], minlength=len(class_names)) > 0
+        if not present.all():
+            missing = class_names[int(np.argmin(present))]
+            count = int(np.sum(labels == class_names.index(missing)))
+            raise DataError(
+                f"{where}: class {missing!r} has too few images ({count}) for these splits: "
+                f"none in {split} (each split needs every class)"
+            )
+    return {split: np.sort(indices) for split, indices in splits.items()}

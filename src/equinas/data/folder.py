@@ -1,0 +1,167 @@
+"""Image-folder tasks (``folder:PATH``): one subfolder of images per class.
+
+Layouts: ``PATH/<class>/<image>`` (every split is carved out of the images), or
+``PATH/train/<class>/...`` with ``PATH/val/`` and/or ``PATH/test/`` of the same classes, which
+fix those splits (the missing ones are carved out of ``train``; see ``carve_splits``).
+Classes are the folder names in sorted order (label = position). Images are PNG, JPEG, BMP or
+TIFF (``images.EXTENSIONS``), read with Pillow; hidden files (``.name``) are ignored.
+
+Decoded images are cached as one ``.npz`` (``cache.write_npz``: atomic, sha256 sidecar) in
+``cache_dir()``, keyed by the folder, the decoding options and every file's relative path,
+size and modification time, so any added, removed or changed file makes a new cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from equinas.data.cache import cache_problem, exclusive_lock, read_npz, write_npz
+from equinas.data.errors import DataError, DataNotFoundError
+from equinas.data.images import EXTENSIONS, decode_image, is_image_name, pillow
+from equinas.data.paths import cache_dir
+from equinas.data.splits import SPLIT_NAMES
+
+VERSION = 1
+ALL = "all"
+
+
+@dataclass(frozen=True)
+class FolderListing:
+    """Every image of a folder task: ``files[i]`` (relative to ``root``) has label
+    ``labels[i]`` and belongs to ``parts[i]`` (``train``/``val``/``test``, or ``all`` when no
+    split folders exist); ``stats[i]`` is ``(size in bytes, mtime in ns)``."""
+
+    root: Path
+    classes: tuple[str, ...]
+    files: tuple[str, ...]
+    labels: np.ndarray
+    parts: tuple[str, ...]
+    stats: tuple[tuple[int, int], ...]
+
+    def indices(self) -> dict[str, np.ndarray]:
+        """``{part: ascending indices}`` of the parts present."""
+        parts = np.asarray(self.parts)
+        return {part: np.flatnonzero(parts == part) for part in dict.fromkeys(self.parts)}
+
+
+def _visible(folder: Path) -> list[os.DirEntry]:
+    with os.scandir(folder) as entries:
+        return sorted((e for e in entries if not e.name.startswith(".")), key=lambda e: e.name)
+
+
+def _class_folders(folder: Path) -> list[os.DirEntry]:
+    entries = _visible(folder)
+    for entry in entries:
+        if not entry.is_dir():
+            raise DataError(f"{entry.path}: a file next to the class folders; put every image in its class folder")
+    return entries
+
+
+def _class_images(folder: os.DirEntry) -> list[os.DirEntry]:
+    entries = _visible(Path(folder.path))
+    for entry in entries:
+        if entry.is_dir():
+            raise DataError(f"{entry.path}: a folder inside class folder {folder.name!r}; images only, please")
+        if not is_image_name(Path(entry.name)):
+            raise DataError(f"{entry.path}: not an image file (expected {', '.join(EXTENSIONS)})")
+    if not entries:
+        raise DataError(f"{folder.path}: empty class folder (no images)")
+    return entries
+
+
+def list_folder(root: str | os.PathLike[str]) -> FolderListing:
+    """Scan ``root`` (see the module docstring); ``DataError`` naming the offending path for an
+    empty class folder, a single class, a non-image file, or split folders with other classes."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataNotFoundError(f"{root}: image folder not found (expected one subfolder of images per class)")
+    top = _class_folders(root)
+    names = [entry.name for entry in top]
+    if "train" in names or set(names) & {"val", "test"}:
+        extra = sorted(set(names) - set(SPLIT_NAMES))
+        if extra:
+            raise DataError(f"{root}: folder {extra[0]!r} next to the split folders train/val/test")
+        parts = {entry.name: _class_folders(Path(entry.path)) for entry in top}
+    else:
+        parts = {ALL: top}
+    classes = sorted({entry.name for folders in parts.values() for entry in folders})
+    for part, folders in parts.items():
+        found = [entry.name for entry in folders]
+        if found != classes:
+            missing = sorted(set(classes) - set(found))
+            raise DataError(f"{root / part}: class folders {missing} missing (found in the other split folders)")
+    if len(classes) < 2:
+        raise DataError(f"{root}: only one class folder ({classes[0]!r}); a classifier needs at least two")
+    files, labels, part_of, stats = [], [], [], []
+    for part in (p for p in (ALL, *SPLIT_NAMES) if p in parts):
+        for label, folder in enumerate(parts[part]):
+            for image in _class_images(folder):
+                stat = image.stat()
+                files.append(os.path.relpath(image.path, root))
+                labels.append(label)
+                part_of.append(part)
+                stats.append((stat.st_size, stat.st_mtime_ns))
+    return FolderListing(
+        root, tuple(classes), tuple(files), np.asarray(labels, np.int64), tuple(part_of), tuple(stats)
+    )
+
+
+def _check_options(image_size: int | None, channels: int | None) -> None:
+    if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1):
+        raise ValueError(f"image_size must be a positive integer, got {image_size!r}")
+    if channels not in (None, 1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels!r}")
+
+
+def folder_cache_path(listing: FolderListing, image_size: int | None, channels: int | None) -> Path:
+    """``<cache>/folder-v{VERSION}-<key>.npz``; the key hashes the resolved folder, the options,
+    and every file's relative path, size and mtime."""
+    digest = hashlib.sha256(f"{VERSION}|{listing.root.resolve()}|{image_size}|{channels}\n".encode())
+    for name, (size, mtime) in zip(listing.files, listing.stats, strict=True):
+        digest.update(f"{name}|{size}|{mtime}\n".encode())
+    return cache_dir() / f"folder-v{VERSION}-{digest.hexdigest()[:24]}.npz"
+
+
+def decode_folder(listing: FolderListing, image_size: int | None, channels: int | None) -> np.ndarray:
+    """uint8 ``[N, H, W]`` (one channel) or ``[N, H, W, 3]``: every image of ``listing``.
+    ``channels=None`` gives one channel when every image is grayscale, else three. Without
+    ``image_size`` all images must have one size (``DataError`` naming two that differ)."""
+    pillow("reading an image folder")
+    mode = {None: None, 1: "L", 3: "RGB"}[channels]
+    decoded = []
+    for name in tqdm(listing.files, desc=f"decoding {listing.root}", unit="img", leave=False):
+        image = decode_image(listing.root / name, image_size, mode)
+        if decoded and image.shape[:2] != decoded[0].shape[:2]:
+            raise DataError(
+                f"{listing.root / name} is {image.shape[1]}x{image.shape[0]} px but "
+                f"{listing.root / listing.files[0]} is {decoded[0].shape[1]}x{decoded[0].shape[0]}; "
+                "pass the task option image_size=N to resize all to N x N"
+            )
+        decoded.append(image)
+    if any(image.ndim == 3 for image in decoded):
+        decoded = [np.repeat(i[..., None], 3, axis=2) if i.ndim == 2 else i for i in decoded]
+    return np.stack(decoded)
+
+
+def load_folder(
+    root: str | os.PathLike[str], image_size: int | None = None, channels: int | None = None
+) -> tuple[FolderListing, np.ndarray, Path]:
+    """``(listing, images, cache file)``: the images decoded once and then read from the cache
+    (verified by its sha256; concurrent loaders decode once, under a file lock)."""
+    _check_options(image_size, channels)
+    listing = list_folder(root)
+    path = folder_cache_path(listing, image_size, channels)
+    if cache_problem(path) is not None:
+        with exclusive_lock(path):
+            if cache_problem(path) is not None:
+                write_npz(path, {"images": decode_folder(listing, image_size, channels), "labels": listing.labels})
+    arrays = read_npz(path)
+    if set(arrays) != {"images", "labels"} or not np.array_equal(arrays["labels"], listing.labels):
+        raise DataError(f"{path}: cache does not match {listing.root}; delete it to decode the images again")
+    return listing, arrays["images"], path
