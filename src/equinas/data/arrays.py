@@ -40,7 +40,9 @@ def image_array(images: Any, where: str) -> np.ndarray:
             )
         array = array.transpose(0, 2, 3, 1)
     if array.ndim not in (3, 4) or 0 in array.shape:
-        raise DataError(f"{where}: images of shape {array.shape}; expected [N, H, W], [N, H, W, C] or [N, C, H, W]")
+        raise DataError(
+            f"{where}: images of shape {array.shape}; expected [N, H, W], [N, H, W, C] or [N, C, H, W]"
+        )
     if array.dtype != np.uint8:
         array = array.astype(np.float32, copy=False)
         if not np.isfinite(array).all():
@@ -54,9 +56,9 @@ def label_array(labels: Any, count: int, where: str) -> np.ndarray:
     array = np.asarray(labels)
     if array.shape != (count,):
         raise DataError(f"{where}: labels of shape {array.shape} for {count} images; expected [{count}]")
-    if array.dtype.kind not in "iu":
-        if array.dtype.kind != "f" or not np.array_equal(array, np.round(array)):
-            raise DataError(f"{where}: labels of dtype {array.dtype}; expected integers 0..K-1")
+    whole = array.dtype.kind in "iu" or (array.dtype.kind == "f" and np.array_equal(array, np.round(array)))
+    if not whole:
+        raise DataError(f"{where}: labels of dtype {array.dtype}; expected integers 0..K-1")
     if count and array.min() < 0:
         raise DataError(f"{where}: negative label {array.min()}; expected integers 0..K-1")
     return array.astype(np.int64)
@@ -166,7 +168,8 @@ def npz_splits(path: str | os.PathLike[str]) -> dict[str, tuple[np.ndarray, np.n
     for key, split in NPZ_KEYS.items():
         label_key = key.replace("images", "labels")
         if (key in arrays) != (label_key in arrays):
-            raise DataError(f"{path}: {key if key in arrays else label_key} without {label_key if key in arrays else key}")
+            present, absent = (key, label_key) if key in arrays else (label_key, key)
+            raise DataError(f"{path}: array {present!r} without {absent!r}")
         if key in arrays:
             splits[split] = (arrays[key], arrays[label_key])
     if "train" not in splits:

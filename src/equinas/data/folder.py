@@ -59,7 +59,7 @@ def _class_folders(folder: Path) -> list[os.DirEntry]:
     entries = _visible(folder)
     for entry in entries:
         if not entry.is_dir():
-            raise DataError(f"{entry.path}: a file next to the class folders; put every image in its class folder")
+            raise DataError(f"{entry.path}: a file next to the class folders (each image goes in one)")
     return entries
 
 
@@ -67,7 +67,7 @@ def _class_images(folder: os.DirEntry) -> list[os.DirEntry]:
     entries = _visible(Path(folder.path))
     for entry in entries:
         if entry.is_dir():
-            raise DataError(f"{entry.path}: a folder inside class folder {folder.name!r}; images only, please")
+            raise DataError(f"{entry.path}: a folder inside class folder {folder.name!r} (images only)")
         if not is_image_name(Path(entry.name)):
             raise DataError(f"{entry.path}: not an image file (expected {', '.join(EXTENSIONS)})")
     if not entries:
@@ -80,7 +80,7 @@ def list_folder(root: str | os.PathLike[str]) -> FolderListing:
     empty class folder, a single class, a non-image file, or split folders with other classes."""
     root = Path(root)
     if not root.is_dir():
-        raise DataNotFoundError(f"{root}: image folder not found (expected one subfolder of images per class)")
+        raise DataNotFoundError(f"{root}: image folder not found (expected one folder of images per class)")
     top = _class_folders(root)
     names = [entry.name for entry in top]
     if "train" in names or set(names) & {"val", "test"}:
@@ -95,7 +95,7 @@ def list_folder(root: str | os.PathLike[str]) -> FolderListing:
         found = [entry.name for entry in folders]
         if found != classes:
             missing = sorted(set(classes) - set(found))
-            raise DataError(f"{root / part}: class folders {missing} missing (found in the other split folders)")
+            raise DataError(f"{root / part}: class folders {missing} missing (present in other splits)")
     if len(classes) < 2:
         raise DataError(f"{root}: only one class folder ({classes[0]!r}); a classifier needs at least two")
     files, labels, part_of, stats = [], [], [], []
@@ -113,7 +113,8 @@ def list_folder(root: str | os.PathLike[str]) -> FolderListing:
 
 
 def _check_options(image_size: int | None, channels: int | None) -> None:
-    if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1):
+    bad_size = isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1
+    if image_size is not None and bad_size:
         raise ValueError(f"image_size must be a positive integer, got {image_size!r}")
     if channels not in (None, 1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels!r}")
@@ -160,7 +161,8 @@ def load_folder(
     if cache_problem(path) is not None:
         with exclusive_lock(path):
             if cache_problem(path) is not None:
-                write_npz(path, {"images": decode_folder(listing, image_size, channels), "labels": listing.labels})
+                images = decode_folder(listing, image_size, channels)
+                write_npz(path, {"images": images, "labels": listing.labels})
     arrays = read_npz(path)
     if set(arrays) != {"images", "labels"} or not np.array_equal(arrays["labels"], listing.labels):
         raise DataError(f"{path}: cache does not match {listing.root}; delete it to decode the images again")

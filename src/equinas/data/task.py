@@ -35,7 +35,7 @@ class Split:
             if images.dtype != torch.uint8:
                 raise ValueError(f"levels need uint8 images, got {images.dtype}")
             if tuple(levels.shape) != (images.shape[1], 256) or levels.dtype != torch.float32:
-                raise ValueError(f"levels must be float32 [{images.shape[1]}, 256], got {tuple(levels.shape)}")
+                raise ValueError(f"levels must be float32 [{images.shape[1]}, 256], got {levels.shape}")
         elif not images.is_floating_point():
             raise ValueError(f"{images.dtype} images need levels (the normalised value of each level)")
         self.stored, self.labels, self.levels = images, labels, levels
