@@ -120,6 +120,12 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
         metavar="EPOCHS",
         help="validate after every EPOCHS-th epoch and the last (fewer validations, same results)",
     )
+    g.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also write TensorBoard events (losses, accuracies, alphas, per-layer groups) to "
+        "<run-dir>/tensorboard/ (needs the extra equinas[tensorboard])",
+    )
 
 
 def add_backbone_options(p: argparse.ArgumentParser) -> None:
@@ -240,6 +246,18 @@ def data_settings(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def tensorboard_logger(args: argparse.Namespace, log_dir: Path | None):
+    """With ``--tensorboard``: check that the package is installed (``ImportError`` with the
+    install hint) and return a ``TensorBoardLogger`` into ``log_dir`` (None without one:
+    search candidates make their own); without ``--tensorboard``: None."""
+    if not args.tensorboard:
+        return None
+    from equinas.train.tensorboard import TensorBoardLogger, tensorboard_module
+
+    tensorboard_module()
+    return TensorBoardLogger(log_dir) if log_dir is not None else None
+
+
 def executor_options(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments of ``make_executor`` for ``--executor``."""
     if args.workers is not None and args.executor != "process":
@@ -303,6 +321,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         problem = directory_problem(args.run_dir)
         if problem:
             raise ValueError(f"--run-dir: {problem}")
+    if args.tensorboard and args.run_dir is None:
+        raise ValueError("--tensorboard needs --run-dir (the events go to <run-dir>/tensorboard/)")
+    logger = tensorboard_logger(args, args.run_dir and Path(args.run_dir, "tensorboard"))
     config = train_config(args)
     data = load_data(args)
     try:
@@ -324,7 +345,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=not args.quiet,
         metadata={"spec": spec.to_dict(), "task": args.task},
+        callbacks=[logger] if logger else (),
     )
+    if logger is not None:
+        logger.write_final(result.metrics, result.history[-1]["step"])
     summary = {
         "task": args.task,
         "spec": spec.groups_per_layer(),
@@ -381,6 +405,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         settings = lineage_budget(settings, args.epochs)
         config = dataclasses.replace(config, epochs=settings["epochs_per_generation"])
     method = make_method(args.method, **settings)
+    tensorboard_logger(args, None)
     data = load_data(args)
     from equinas.search.validation import validate_search_settings
 
@@ -397,6 +422,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.quiet,
         data_settings=data_settings(args),
+        tensorboard=args.tensorboard,
     )
     try:
         result = run_search(method, ctx, resume=args.resume)
@@ -663,7 +689,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         hint = "; rerun the same command with --resume to continue" if resumable else ""
         print(f"interrupted{hint}", file=sys.stderr)
         return 130
-    except (ValueError, OSError, RuntimeError) as err:  # OSError: unwritable dirs, full disks, ...
+    except (ValueError, OSError, RuntimeError, ImportError) as err:  # OSError: unwritable dirs, full disk
         message = " ".join(str(err).split()) or type(err).__name__  # one line
         print(f"error: {message}", file=sys.stderr)
         return 2

@@ -67,6 +67,8 @@ class SearchContext:
 
     ``data_settings`` says how ``data`` was loaded (sizes, folder, task options); it is
     recorded with a fingerprint of the splits, and a resume with other data is refused.
+    With ``tensorboard`` every trained candidate writes TensorBoard events into
+    ``<run>/tensorboard/<candidate id>/``.
     """
 
     task: str
@@ -78,6 +80,7 @@ class SearchContext:
     seed: int = 0
     progress: bool = True
     data_settings: dict[str, Any] = field(default_factory=dict)
+    tensorboard: bool = False
 
     def train_dict(self, **changes: Any) -> dict[str, Any]:
         return {**self.train.to_dict(), **changes}
@@ -155,6 +158,8 @@ class Evaluator:
         train = kwargs.pop("train", None) or self.ctx.train_dict()
         spec_dict = spec.to_dict() if isinstance(spec, ArchSpec) else spec
         seed = candidate_seed(self.ctx.seed, candidate_id)
+        if self.ctx.tensorboard:
+            kwargs.setdefault("tensorboard", str(self.ctx.run.path / "tensorboard" / candidate_id))
         return CandidateJob(candidate_id, self.method, spec_dict, train, seed, **kwargs)
 
     def _store(self, record: CandidateRecord) -> None:

@@ -18,6 +18,7 @@ from equinas.models import build_model, describe_layers
 from equinas.search.records import STATUS_DIVERGED, CandidateRecord
 from equinas.train import TrainConfig, TrainingDiverged, train
 from equinas.train.cost import ComputeMeter
+from equinas.train.tensorboard import TensorBoardLogger
 
 EQUIVARIANCE_BATCH = 32
 
@@ -32,7 +33,8 @@ class CandidateJob:
     """Everything needed to evaluate one candidate anywhere.
 
     ``state`` holds inherited weights (EquiNAS_E children start from their relaxed parent);
-    ``train`` is a ``TrainConfig.to_dict()``; ``return_state`` asks for the trained weights.
+    ``train`` is a ``TrainConfig.to_dict()``; ``return_state`` asks for the trained weights;
+    ``tensorboard`` is a folder for TensorBoard event files (``TensorBoardLogger``), or None.
     """
 
     candidate_id: str
@@ -47,6 +49,7 @@ class CandidateJob:
     lineage_epochs: float = 0.0
     return_state: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    tensorboard: str | None = None
 
 
 @dataclass
@@ -93,9 +96,10 @@ def run_candidate(job: CandidateJob, data: TaskData) -> CandidateOutcome:
         seed=job.seed,
         extra=dict(job.extra),
     )
+    logger = TensorBoardLogger(job.tensorboard) if job.tensorboard else None
     with ComputeMeter(model, data.train.batch(0)) as meter:
         try:
-            result = train(model, data, config, progress=False)
+            result = train(model, data, config, progress=False, callbacks=[logger] if logger else ())
         except TrainingDiverged as err:
             record.status = STATUS_DIVERGED
             record.extra["divergence"] = {"epoch": err.epoch, "step": err.step, "loss": str(err.loss)}
@@ -107,6 +111,8 @@ def run_candidate(job: CandidateJob, data: TaskData) -> CandidateOutcome:
             record.train_loss = metrics["train_loss"]
             record.extra["history"] = result.history
             record.equivariance = measure_equivariance(model, data)
+            if logger is not None:
+                logger.write_final(metrics, result.history[-1]["step"])
     cost = meter.cost()
     record.cost, record.time_s = cost.to_dict(), cost.train_seconds
     keep = job.return_state and result is not None
