@@ -46,15 +46,14 @@ def _level_values() -> np.ndarray:
 
 def _measured_normalisation(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel float64 ``(mean, std)`` of ``[N, C, H, W]`` images in [0, 1]; uint8 images
-    through a histogram of their levels (no float copy of the data set)."""
+    through a histogram of their levels (no float copy of the data set; the values of
+    ``to_unit_float``, so the result equals that of the float images)."""
     if images.dtype != np.uint8:
         return images.mean(axis=(0, 2, 3), dtype=np.float64), images.std(axis=(0, 2, 3), dtype=np.float64)
     values = _level_values().astype(np.float64)
     mean, std = np.empty(images.shape[1]), np.empty(images.shape[1])
     for channel in range(images.shape[1]):
-        counts = np.zeros(256, dtype=np.int64)
-        for start in range(0, len(images), 4096):
-            counts += np.bincount(images[start : start + 4096, channel].ravel(), minlength=256)
+        counts = torch.bincount(torch.from_numpy(images[:, channel]).reshape(-1), minlength=256).numpy()
         total = counts.sum()
         mean[channel] = counts @ values / total
         std[channel] = np.sqrt(counts @ (values - mean[channel]) ** 2 / total)

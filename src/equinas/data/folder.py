@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from equinas.data.splits import SPLIT_NAMES
 
 VERSION = 1
 ALL = "all"
+LISTING_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -63,16 +65,20 @@ def _class_folders(folder: Path) -> list[os.DirEntry]:
     return entries
 
 
-def _class_images(folder: os.DirEntry) -> list[os.DirEntry]:
+def _class_images(folder: os.DirEntry) -> list[tuple[str, int, int]]:
+    """``(name, size, mtime_ns)`` of every image in a class folder, sorted by name."""
     entries = _visible(Path(folder.path))
+    out = []
     for entry in entries:
         if entry.is_dir():
             raise DataError(f"{entry.path}: a folder inside class folder {folder.name!r} (images only)")
-        if not is_image_name(Path(entry.name)):
+        if not is_image_name(entry.name):
             raise DataError(f"{entry.path}: not an image file (expected {', '.join(EXTENSIONS)})")
-    if not entries:
+        stat = entry.stat()
+        out.append((entry.name, stat.st_size, stat.st_mtime_ns))
+    if not out:
         raise DataError(f"{folder.path}: empty class folder (no images)")
-    return entries
+    return out
 
 
 def list_folder(root: str | os.PathLike[str]) -> FolderListing:
@@ -98,15 +104,17 @@ def list_folder(root: str | os.PathLike[str]) -> FolderListing:
             raise DataError(f"{root / part}: class folders {missing} missing (present in other splits)")
     if len(classes) < 2:
         raise DataError(f"{root}: only one class folder ({classes[0]!r}); a classifier needs at least two")
+    folders = [(part, label, folder) for part in parts for label, folder in enumerate(parts[part])]
+    with ThreadPoolExecutor(LISTING_THREADS) as pool:  # stat() calls wait on the file system
+        listed = list(pool.map(lambda item: _class_images(item[2]), folders))
     files, labels, part_of, stats = [], [], [], []
-    for part in (p for p in (ALL, *SPLIT_NAMES) if p in parts):
-        for label, folder in enumerate(parts[part]):
-            for image in _class_images(folder):
-                stat = image.stat()
-                files.append(os.path.relpath(image.path, root))
-                labels.append(label)
-                part_of.append(part)
-                stats.append((stat.st_size, stat.st_mtime_ns))
+    for (part, label, folder), images in zip(folders, listed, strict=True):
+        prefix = f"{folder.name}/" if part == ALL else f"{part}/{folder.name}/"
+        for name, size, mtime in images:
+            files.append(prefix + name)
+            labels.append(label)
+            part_of.append(part)
+            stats.append((size, mtime))
     return FolderListing(
         root, tuple(classes), tuple(files), np.asarray(labels, np.int64), tuple(part_of), tuple(stats)
     )
@@ -124,8 +132,10 @@ def folder_cache_path(listing: FolderListing, image_size: int | None, channels: 
     """``<cache>/folder-v{VERSION}-<key>.npz``; the key hashes the resolved folder, the options,
     and every file's relative path, size and mtime."""
     digest = hashlib.sha256(f"{VERSION}|{listing.root.resolve()}|{image_size}|{channels}\n".encode())
-    for name, (size, mtime) in zip(listing.files, listing.stats, strict=True):
-        digest.update(f"{name}|{size}|{mtime}\n".encode())
+    lines = (
+        f"{name}|{size}|{mtime}\n" for name, (size, mtime) in zip(listing.files, listing.stats, strict=True)
+    )
+    digest.update("".join(lines).encode())
     return cache_dir() / f"folder-v{VERSION}-{digest.hexdigest()[:24]}.npz"
 
 

@@ -11,6 +11,7 @@ from equinas.data.errors import DataError
 from equinas.data.optional import require
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+_SUFFIXES = frozenset(EXTENSIONS)
 GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})
 
 
@@ -19,9 +20,9 @@ def pillow(purpose: str) -> ModuleType:
     return require("PIL.Image", "pillow", purpose)
 
 
-def is_image_name(path: Path) -> bool:
+def is_image_name(name: str) -> bool:
     """Whether the file name has one of the ``EXTENSIONS`` (any case)."""
-    return path.suffix.lower() in EXTENSIONS
+    return name[name.rfind(".") :].lower() in _SUFFIXES if "." in name else False
 
 
 def decode_image(path: Path, size: int | None, mode: str | None = "RGB") -> np.ndarray:
