@@ -159,13 +159,13 @@ def carve_splits(
                 train = splits["train"]
                 count = _held_count(fraction, len(train), len(train), f"{split}_fraction")
                 splits["train"], splits[split] = _carve(labels, train, count, f"{seed}/{split}")
+    counts = np.bincount(labels, minlength=len(class_names))
     for split in SPLIT_NAMES:
-        present = np.bincount(labels[splits[split]], minlength=len(class_names)) > 0
-        if not present.all():
-            missing = class_names[int(np.argmin(present))]
-            count = int(np.sum(labels == class_names.index(missing)))
+        absent = (np.bincount(labels[splits[split]], minlength=len(class_names)) == 0) & (counts > 0)
+        if absent.any():
+            missing = int(np.argmax(absent))
             raise DataError(
-                f"{where}: class {missing!r} has too few images ({count}) for these splits: "
-                f"none in {split} (each split needs every class)"
+                f"{where}: class {class_names[missing]!r} has too few images ({counts[missing]}) for these "
+                f"splits: none in {split} (each split needs every class)"
             )
     return {split: np.sort(indices) for split, indices in splits.items()}
