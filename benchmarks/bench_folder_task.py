@@ -6,11 +6,15 @@
 2. Split sizes of both tasks, and a fixed D4 network (the small backbone of the demo) trained
    through ``equinas search fixed`` on each with the same seeds and budget; test accuracy on
    the full 10,000 test images. Finished runs are skipped (rerun to resume).
+3. With ``--builtin-folder`` (an export with ``--builtin-splits``): a check that every split of
+   that folder task holds exactly the images and labels of the built-in task's split (and the
+   seeded train subset the same ones), and the same training runs on it.
 
 Writes ``results/folder_task_cpu.json``. State the machine load (recorded: ``uptime``).
 
     python benchmarks/export_mnist_folder.py --out /tmp/mnist_png
-    python benchmarks/bench_folder_task.py --folder /tmp/mnist_png [--seeds 0,1,2] [--epochs 6]
+    python benchmarks/export_mnist_folder.py --out /tmp/mnist_png_builtin --builtin-splits
+    python benchmarks/bench_folder_task.py --folder /tmp/mnist_png --builtin-folder /tmp/mnist_png_builtin
 """
 
 from __future__ import annotations
@@ -50,9 +54,30 @@ def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
-def train_fixed_d4(task: str, seed: int, args: argparse.Namespace, cache: str) -> dict:
+def same_images(task: str, train_size: int, seed: int) -> dict[str, bool]:
+    """Per split: whether ``task`` holds exactly the images and labels of the built-in ``mnist``
+    (as multisets), for the whole splits and for the seeded ``train_size`` train subset."""
+    from equinas.data import load_task
+
+    def rows(data, split: str) -> list[bytes]:
+        part = getattr(data, split)
+        return sorted(
+            bytes([y]) + bytes(x.numpy()) for x, y in zip(part.stored, part.labels.tolist(), strict=True)
+        )
+
+    out = {}
+    for size, suffix in ((None, ""), (train_size, f"_subset{train_size}_seed{seed}")):
+        mine, builtin = (
+            load_task(task, train_size=size, seed=seed),
+            load_task("mnist", train_size=size, seed=seed),
+        )
+        for split in ("train",) if size else ("train", "val", "test"):
+            out[split + suffix] = rows(mine, split) == rows(builtin, split)
+    return out
+
+
+def train_fixed_d4(name: str, task: str, seed: int, args: argparse.Namespace, cache: str) -> dict:
     """``equinas search fixed --groups D4`` on ``task``; the result's best record."""
-    name = "folder" if task.startswith("folder:") else task
     run_dir = args.runs / f"{name}-seed{seed}"
     if not (run_dir / "result.json").exists():
         command = [
@@ -66,9 +91,18 @@ def train_fixed_d4(task: str, seed: int, args: argparse.Namespace, cache: str) -
     return json.loads((run_dir / "result.json").read_text())["best"]
 
 
+def differences(runs: list[dict], name: str) -> dict:
+    """Test accuracy of ``name`` minus that of ``mnist`` in points: per seed and of the means."""
+    mine = {r["seed"]: r["test_acc"] for r in runs if r["task"] == name}
+    builtin = {r["seed"]: r["test_acc"] for r in runs if r["task"] == "mnist"}
+    per_seed = {seed: 100 * (mine[seed] - builtin[seed]) for seed in mine}
+    return {"per_seed": per_seed, "mean": statistics.mean(per_seed.values())}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folder", type=Path, default=Path("/tmp/mnist_png"))
+    parser.add_argument("--builtin-folder", type=Path, help="an export with --builtin-splits")
     parser.add_argument("--runs", type=Path, default=Path("/tmp/equinas_folder_runs"))
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=float, default=6)
@@ -76,32 +110,32 @@ def main() -> None:
     parser.add_argument("--val-size", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    folder_task = f"folder:{args.folder}"
+    tasks = {"mnist": "mnist", "folder": f"folder:{args.folder}"}
+    if args.builtin_folder:
+        tasks["folder_builtin_splits"] = f"folder:{args.builtin_folder}"
+    seeds = [int(s) for s in args.seeds.split(",")]
     with tempfile.TemporaryDirectory() as cache:
+        os.environ["EQUINAS_CACHE"] = cache
         loads = {"uptime_before": uptime()}
-        loads["cold_s"], folder_sizes = load_seconds(folder_task, cache)
-        warm = [load_seconds(folder_task, cache)[0] for _ in range(args.repeats)]
+        loads["cold_s"], folder_sizes = load_seconds(tasks["folder"], cache)
+        warm = [load_seconds(tasks["folder"], cache)[0] for _ in range(args.repeats)]
         loads["warm_s"], loads["warm_all_s"] = statistics.median(warm), warm
         loads["mnist_builtin_s"], mnist_sizes = load_seconds("mnist", cache)
         loads["uptime_after"] = uptime()
         print(json.dumps(loads, indent=2))
+        identical = None
+        if args.builtin_folder:
+            identical = same_images(tasks["folder_builtin_splits"], args.train_size, seeds[0])
+            print("same images as the built-in task:", identical)
         runs = []
-        for seed in (int(s) for s in args.seeds.split(",")):
-            for task in ("mnist", folder_task):
-                best = train_fixed_d4(task, seed, args, cache)
+        for seed in seeds:
+            for name, task in tasks.items():
+                best = train_fixed_d4(name, task, seed, args, cache)
                 runs.append(
-                    {
-                        "task": "folder" if task == folder_task else task,
-                        "seed": seed,
-                        "test_acc": best["test_acc"],
-                    }
-                    | {"val_acc": best["val_acc"], "train_seconds": best["cost"]["train_seconds"]}
+                    {"task": name, "seed": seed, "test_acc": best["test_acc"], "val_acc": best["val_acc"]}
                 )
+                runs[-1]["train_seconds"] = best["cost"]["train_seconds"]
                 print(runs[-1])
-    accuracy = {
-        task: statistics.mean(r["test_acc"] for r in runs if r["task"] == task)
-        for task in ("mnist", "folder")
-    }
     payload = {
         "images": sum(folder_sizes.values()),
         "split_sizes": {"folder": folder_sizes, "mnist": mnist_sizes},
@@ -115,9 +149,12 @@ def main() -> None:
             "lr": 2e-3,
             "threads": 1,
         },
+        "same_images_as_builtin": identical,
         "runs": runs,
-        "mean_test_acc": accuracy,
-        "difference_points": 100 * (accuracy["folder"] - accuracy["mnist"]),
+        "mean_test_acc": {
+            name: statistics.mean(r["test_acc"] for r in runs if r["task"] == name) for name in tasks
+        },
+        "difference_points_vs_mnist": {name: differences(runs, name) for name in tasks if name != "mnist"},
         "uptime_end": uptime(),
     }
     print(write_json("folder_task_cpu", payload))
