@@ -192,6 +192,8 @@ def test_bad_input_is_one_clear_line(tmp_path, make, message):
 def test_bad_paths_and_options(tmp_path):
     with pytest.raises(DataNotFoundError, match="image folder not found"):
         load_task(f"folder:{tmp_path / 'missing'}")
+    with pytest.raises(DataNotFoundError, match="missing: not found"):
+        describe_task(f"folder:{tmp_path / 'missing'}")
     with pytest.raises(ValueError, match="needs a path"):
         load_task("folder:")
     _folder(tmp_path / "d", {"a": 4, "b": 4})

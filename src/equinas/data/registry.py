@@ -34,6 +34,7 @@ from equinas.data.arrays import array_sources, npz_splits
 from equinas.data.assemble import assemble_task
 from equinas.data.augmented import SETTINGS, augmented_mnist
 from equinas.data.cache import cache_problem, sha256_file
+from equinas.data.errors import DataNotFoundError
 from equinas.data.folder import folder_cache_path, list_folder, load_folder
 from equinas.data.gmnist import ALIASES, TRANSFORMS, canonical_transforms, gmnist_sources
 from equinas.data.gmnist import NORMALISATION as GMNIST_NORMALISATION
@@ -229,6 +230,8 @@ def _path_spec(kind: str, path: str) -> _Spec:
         raise ValueError(f"task {kind}PATH needs a path, e.g. {kind}data/my_images")
 
     def files(data_dir: DataDir, options: dict) -> list[tuple[Path, str | None]]:
+        if not Path(path).exists():
+            raise DataNotFoundError(f"{path}: not found (task {kind}{path})")
         return [(Path(path), None)]
 
     if kind == "npz:":
