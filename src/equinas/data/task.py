@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 
@@ -42,13 +41,6 @@ class Split:
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        for name, value in state.items():
-            object.__setattr__(self, name, value)
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
