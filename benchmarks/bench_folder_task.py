@@ -32,8 +32,8 @@ from common import write_json
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 LOAD = (
-    "import json, sys, time; from equinas.data import load_task; t = time.perf_counter(); "
-    "d = load_task(sys.argv[1]); print(time.perf_counter() - t); "
+    "import json, sys, time; from equinas.data import load_task; t, c = time.perf_counter(), time.process_time(); "
+    "d = load_task(sys.argv[1]); print(time.perf_counter() - t, time.process_time() - c); "
     "print(json.dumps({s: len(getattr(d, s)) for s in ('train', 'val', 'test')}))"
 )
 
@@ -42,12 +42,14 @@ def _env(cache: str) -> dict[str, str]:
     return {**os.environ, "EQUINAS_CACHE": cache, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(SRC)}
 
 
-def load_seconds(task: str, cache: str) -> tuple[float, dict]:
-    """Seconds of ``load_task(task)`` in a fresh process, and the split sizes."""
+def load_seconds(task: str, cache: str) -> tuple[dict[str, float], dict]:
+    """Wall and CPU seconds (all threads) of ``load_task(task)`` in a fresh process (the
+    import not counted), and the split sizes. CPU time hardly depends on the machine's load."""
     out = subprocess.run(
         [sys.executable, "-c", LOAD, task], env=_env(cache), check=True, capture_output=True, text=True
     ).stdout.split("\n")
-    return float(out[0]), json.loads(out[1])
+    wall, cpu = (float(v) for v in out[0].split())
+    return {"wall_s": wall, "cpu_s": cpu}, json.loads(out[1])
 
 
 def uptime() -> str:
@@ -117,10 +119,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache:
         os.environ["EQUINAS_CACHE"] = cache
         loads = {"uptime_before": uptime()}
-        loads["cold_s"], folder_sizes = load_seconds(tasks["folder"], cache)
+        loads["cold"], folder_sizes = load_seconds(tasks["folder"], cache)
         warm = [load_seconds(tasks["folder"], cache)[0] for _ in range(args.repeats)]
-        loads["warm_s"], loads["warm_all_s"] = statistics.median(warm), warm
-        loads["mnist_builtin_s"], mnist_sizes = load_seconds("mnist", cache)
+        loads["warm_median"] = {key: statistics.median(w[key] for w in warm) for key in ("wall_s", "cpu_s")}
+        loads["warm_all"] = warm
+        loads["mnist_builtin"], mnist_sizes = load_seconds("mnist", cache)
         loads["uptime_after"] = uptime()
         print(json.dumps(loads, indent=2))
         identical = None
