@@ -32,7 +32,8 @@ from common import write_json
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 LOAD = (
-    "import json, sys, time; from equinas.data import load_task; t, c = time.perf_counter(), time.process_time(); "
+    "import json, sys, time; from equinas.data import load_task; "
+    "t, c = time.perf_counter(), time.process_time(); "
     "d = load_task(sys.argv[1]); print(time.perf_counter() - t, time.process_time() - c); "
     "print(json.dumps({s: len(getattr(d, s)) for s in ('train', 'val', 'test')}))"
 )
