@@ -8,7 +8,9 @@
    the full 10,000 test images. Finished runs are skipped (rerun to resume).
 3. With ``--builtin-folder`` (an export with ``--builtin-splits``): a check that every split of
    that folder task holds exactly the images and labels of the built-in task's split (and the
-   seeded train subset the same ones), and the same training runs on it.
+   seeded train subset the same ones), and the same training runs on it, with the normalisation
+   measured on its train split and with MNIST's fixed one (task options ``mean``/``std``):
+   then the task equals the built-in one bit for bit (same ``TaskData.fingerprint()``).
 
 Writes ``results/folder_task_cpu.json``. State the machine load (recorded: ``uptime``).
 
@@ -29,6 +31,8 @@ import tempfile
 from pathlib import Path
 
 from common import write_json
+
+from equinas.data.mnist import NORMALISATION
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 LOAD = (
@@ -59,8 +63,13 @@ def uptime() -> str:
 
 def same_images(task: str, train_size: int, seed: int) -> dict[str, bool]:
     """Per split: whether ``task`` holds exactly the images and labels of the built-in ``mnist``
-    (as multisets), for the whole splits and for the seeded ``train_size`` train subset."""
+    (as multisets), for the whole splits and for the seeded ``train_size`` train subset; and
+    whether with MNIST's normalisation it is the same task bit for bit (fingerprints)."""
     from equinas.data import load_task
+
+    mean, std = NORMALISATION["mnist"]
+    fixed = load_task(task, train_size=train_size, seed=seed, mean=list(mean), std=list(std))
+    same = fixed.fingerprint() == load_task("mnist", train_size=train_size, seed=seed).fingerprint()
 
     def rows(data, split: str) -> list[bytes]:
         part = getattr(data, split)
@@ -76,15 +85,15 @@ def same_images(task: str, train_size: int, seed: int) -> dict[str, bool]:
         )
         for split in ("train",) if size else ("train", "val", "test"):
             out[split + suffix] = rows(mine, split) == rows(builtin, split)
-    return out
+    return {**out, f"fingerprint_with_mnist_normalisation_subset{train_size}_seed{seed}": same}
 
 
-def train_fixed_d4(name: str, task: str, seed: int, args: argparse.Namespace, cache: str) -> dict:
+def train_fixed_d4(name: str, task: list[str], seed: int, args: argparse.Namespace, cache: str) -> dict:
     """``equinas search fixed --groups D4`` on ``task``; the result's best record."""
     run_dir = args.runs / f"{name}-seed{seed}"
     if not (run_dir / "result.json").exists():
         command = [
-            *(sys.executable, "-m", "equinas.cli", "search", "fixed", "--task", task, "--groups", "D4"),
+            *(sys.executable, "-m", "equinas.cli", "search", "fixed", "--task", *task, "--groups", "D4"),
             *("--widths", "4,4,8,8", "--pools-after", "0,1", "--hidden", "none", "--lr", "2e-3"),
             *("--train-size", str(args.train_size), "--val-size", str(args.val_size)),
             *("--epochs", str(args.epochs), "--seed", str(seed), "--threads", "1"),
@@ -113,15 +122,18 @@ def main() -> None:
     parser.add_argument("--val-size", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    tasks = {"mnist": "mnist", "folder": f"folder:{args.folder}"}
+    tasks = {"mnist": ["mnist"], "folder": [f"folder:{args.folder}"]}
     if args.builtin_folder:
-        tasks["folder_builtin_splits"] = f"folder:{args.builtin_folder}"
+        tasks["folder_builtin_splits"] = [f"folder:{args.builtin_folder}"]
+        fixed = zip(("mean", "std"), NORMALISATION["mnist"], strict=True)
+        norm = [f"--task-option={key}={json.dumps(list(value))}" for key, value in fixed]
+        tasks["folder_builtin_splits_fixed_norm"] = [f"folder:{args.builtin_folder}", *norm]
     seeds = [int(s) for s in args.seeds.split(",")]
     with tempfile.TemporaryDirectory() as cache:
         os.environ["EQUINAS_CACHE"] = cache
         loads = {"uptime_before": uptime()}
-        loads["cold"], folder_sizes = load_seconds(tasks["folder"], cache)
-        warm = [load_seconds(tasks["folder"], cache)[0] for _ in range(args.repeats)]
+        loads["cold"], folder_sizes = load_seconds(tasks["folder"][0], cache)
+        warm = [load_seconds(tasks["folder"][0], cache)[0] for _ in range(args.repeats)]
         loads["warm_median"] = {key: statistics.median(w[key] for w in warm) for key in ("wall_s", "cpu_s")}
         loads["warm_all"] = warm
         loads["mnist_builtin"], mnist_sizes = load_seconds("mnist", cache)
@@ -129,7 +141,7 @@ def main() -> None:
         print(json.dumps(loads, indent=2))
         identical = None
         if args.builtin_folder:
-            identical = same_images(tasks["folder_builtin_splits"], args.train_size, seeds[0])
+            identical = same_images(tasks["folder_builtin_splits"][0], args.train_size, seeds[0])
             print("same images as the built-in task:", identical)
         runs = []
         for seed in seeds:

@@ -3,8 +3,10 @@
 Layouts: ``PATH/<class>/<image>`` (every split is carved out of the images), or
 ``PATH/train/<class>/...`` with ``PATH/val/`` and/or ``PATH/test/`` of the same classes, which
 fix those splits (the missing ones are carved out of ``train``; see ``carve_splits``).
-Classes are the folder names in sorted order (label = position). Images are PNG, JPEG, BMP or
-TIFF (``images.EXTENSIONS``), read with Pillow; hidden files (``.name``) are ignored.
+Classes are the folder names in sorted order (label = position); within a split, examples are
+ordered by file name, then class (so a folder exported with files named by their index keeps
+the source's order). Images are PNG, JPEG, BMP or TIFF (``images.EXTENSIONS``), read with
+Pillow; hidden files (``.name``) are ignored.
 
 Decoded images are cached as one ``.npz`` (``cache.write_npz``: atomic, sha256 sidecar) in
 ``cache_dir()``, keyed by the folder, the decoding options and every file's relative path,
@@ -107,16 +109,19 @@ def list_folder(root: str | os.PathLike[str]) -> FolderListing:
     folders = [(part, label, folder) for part in parts for label, folder in enumerate(parts[part])]
     with ThreadPoolExecutor(LISTING_THREADS) as pool:  # stat() calls wait on the file system
         listed = list(pool.map(lambda item: _class_images(item[2]), folders))
-    files, labels, part_of, stats = [], [], [], []
-    for (part, label, folder), images in zip(folders, listed, strict=True):
-        prefix = f"{folder.name}/" if part == ALL else f"{part}/{folder.name}/"
-        for name, size, mtime in images:
-            files.append(prefix + name)
-            labels.append(label)
-            part_of.append(part)
-            stats.append((size, mtime))
+    entries = [
+        (part, name, label, f"{folder.name}/" if part == ALL else f"{part}/{folder.name}/", size, mtime)
+        for (part, label, folder), images in zip(folders, listed, strict=True)
+        for name, size, mtime in images
+    ]
+    entries.sort(key=lambda entry: entry[:3])  # per part by file name, then class
     return FolderListing(
-        root, tuple(classes), tuple(files), np.asarray(labels, np.int64), tuple(part_of), tuple(stats)
+        root,
+        tuple(classes),
+        tuple(prefix + name for _, name, _, prefix, _, _ in entries),
+        np.asarray([entry[2] for entry in entries], np.int64),
+        tuple(entry[0] for entry in entries),
+        tuple((size, mtime) for *_, size, mtime in entries),
     )
 
 

@@ -180,6 +180,8 @@ def _folder(
     val_fraction: float | None = None,
     test_fraction: float | None = None,
     split_seed: int = 0,
+    mean: float | list[float] | None = None,
+    std: float | list[float] | None = None,
 ) -> _Sources:
     listing, images, cache = load_folder(path, image_size, channels)
     classes = list(listing.classes)
@@ -201,7 +203,13 @@ def _folder(
         "split_seed": split_seed,
         "cache": str(cache),
     }
-    return _Sources({split: pool.take(i) for split, i in indices.items()}, len(classes), None, None, info)
+    sources = {split: pool.take(i) for split, i in indices.items()}
+    return _Sources(sources, len(classes), _per_channel(mean), _per_channel(std), info)
+
+
+def _per_channel(value: float | list[float] | None) -> tuple[float, ...] | None:
+    """A normalisation option (one number, or one per channel) as a tuple."""
+    return None if value is None else tuple(value) if isinstance(value, list | tuple) else (value,)
 
 
 def _npz(
@@ -326,7 +334,8 @@ def load_task(
     (default 64), ``image_dir``, ``csv_path``; ``folder:PATH``: ``image_size`` (centre crop and
     resize to N x N; default: keep the size, which must be common), ``channels`` (1 or 3;
     default 1 when every image is grayscale), ``val_fraction``, ``test_fraction``,
-    ``split_seed``; ``npz:PATH``: ``num_classes``, ``val_fraction``, ``test_fraction``,
+    ``split_seed``, ``mean`` and ``std`` (in [0, 1] units, one value or one per channel; default:
+    measured on the train split); ``npz:PATH``: ``num_classes``, ``val_fraction``, ``test_fraction``,
     ``split_seed``. ``info`` records files, normalisation, sizes
     and the task's construction parameters.
     """
