@@ -205,3 +205,19 @@ def test_bad_paths_and_options(tmp_path):
         load_task(f"folder:{tmp_path / 'd'}", val_fraction=1.5)
     with pytest.raises(ValueError, match="does not take options"):
         load_task(f"folder:{tmp_path / 'd'}", limit=3)
+
+
+def test_order_by_file_name_and_fixed_normalisation(tmp_path):
+    root = tmp_path / "d"
+    labels = [0, 1, 1, 0, 1, 0, 0, 1, 0, 1]
+    for i, label in enumerate(labels):  # names give the source order across class folders
+        _image(root / "train" / f"c{label}" / f"{i:02d}.png", i)
+    _folder(root, {"c0": 2, "c1": 2}, "test")
+    listing = list_folder(root)
+    train = [f for f, part in zip(listing.files, listing.parts, strict=True) if part == "train"]
+    assert train == [f"train/c{label}/{i:02d}.png" for i, label in enumerate(labels)]
+    task = load_task(f"folder:{root}", val_fraction=0.2, mean=0.5, std=0.25)
+    assert task.info["mean"] == [0.5] and task.info["std"] == [0.25]
+    assert task.train.levels[0, 255].item() == 2.0 and task.train.levels[0, 0].item() == -2.0
+    with pytest.raises(DataError, match="bad normalisation"):
+        load_task(f"folder:{root}", val_fraction=0.2, mean=[0.5, 0.5], std=0.25)
