@@ -325,7 +325,8 @@ def load_task(
     seed: int = 0,
     **options: object,
 ) -> TaskData:
-    """Load task ``name`` (see ``list_tasks``) as normalised float32 ``[N, C, H, W]`` splits.
+    """Load task ``name`` (see ``list_tasks``) as ``[N, C, H, W]`` splits (uint8 images stay uint8
+    and are normalised batch by batch, see ``Split``; ``Split.images`` is always float32).
 
     ``*_size`` truncate each split to a class-stratified random subset chosen by ``seed``
     (None keeps the split whole). ``options`` are task specific: ``rotmnist``: ``limit``
