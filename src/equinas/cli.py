@@ -65,7 +65,8 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--task",
         required=True,
-        help="task name, e.g. rotmnist, mnist-c2, gmnist[rot] (see `equinas data list`)",
+        help="task name, e.g. rotmnist, mnist-c2, gmnist[rot], folder:PATH (one folder of images per "
+        "class), npz:PATH (see `equinas data list`)",
     )
     g.add_argument("--data-dir", help="data folder (default: $EQUINAS_DATA, then ../shared/data)")
     g.add_argument("--train-size", type=_optional_int, help="use a class-balanced subset of the train split")
