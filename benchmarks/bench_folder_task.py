@@ -4,8 +4,9 @@
    each in a fresh process: cold (an empty cache: list, decode, cache) and warm (the median
    of ``--repeats`` loads from the cache), and the built-in ``mnist`` task for reference.
 2. Split sizes of both tasks, and a fixed D4 network (the small backbone of the demo) trained
-   through ``equinas search fixed`` on each with the same seeds and budget; test accuracy on
-   the full 10,000 test images. Finished runs are skipped (rerun to resume).
+   through ``equinas search fixed`` on each with the same seeds and budget (on the folder task
+   also with another carve of its validation split, ``split_seed=1``); test accuracy on the
+   full 10,000 test images. Finished runs are skipped (rerun to resume).
 3. With ``--builtin-folder`` (an export with ``--builtin-splits``): a check that every split of
    that folder task holds exactly the images and labels of the built-in task's split (and the
    seeded train subset the same ones), and the same training runs on it, with the normalisation
@@ -122,7 +123,12 @@ def main() -> None:
     parser.add_argument("--val-size", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    tasks = {"mnist": ["mnist"], "folder": [f"folder:{args.folder}"]}
+    # folder_split1: another class-balanced carve of val out of train/ (the seed-to-subset noise)
+    tasks = {
+        "mnist": ["mnist"],
+        "folder": [f"folder:{args.folder}"],
+        "folder_split1": [f"folder:{args.folder}", "--task-option=split_seed=1"],
+    }
     if args.builtin_folder:
         tasks["folder_builtin_splits"] = [f"folder:{args.builtin_folder}"]
         fixed = zip(("mean", "std"), NORMALISATION["mnist"], strict=True)
