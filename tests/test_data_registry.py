@@ -39,6 +39,15 @@ def test_list_tasks():
         assert name in names
 
 
+def test_the_torch_free_task_names_are_the_tasks_the_registry_builds():
+    from equinas.data import names, registry
+
+    assert tuple(registry._FIXED) == names.FIXED_TASKS
+    for pattern in names.PATTERN_TASKS:  # every pattern names a family the registry resolves
+        family = pattern.replace("[...]", "[rot]").replace("PATH", "x")
+        assert registry._resolve(family)[0] == family
+
+
 @pytest.mark.parametrize("name", ["cifar10", "gmnist", "gmnist[rot", "MNIST", "mnist-c8"])
 def test_unknown_task_lists_valid_names(name):
     with pytest.raises(ValueError, match=r"unknown task .*mnist-mixed-d4.*gmnist\[\.\.\.\].*scramble7"):

@@ -170,11 +170,12 @@ def run_python(code: str) -> str:
     return result.stdout.strip()
 
 
-def test_cli_import_and_help_need_no_torch() -> None:
+@pytest.mark.parametrize("argv", [["--help"], ["data", "list"]])
+def test_cli_import_help_and_task_list_need_no_torch(argv: list[str]) -> None:
     code = (
         "import sys, contextlib, io, equinas.cli\n"
         "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
-        "    equinas.cli.main(['--help'])\n"
+        f"    equinas.cli.main({argv!r})\n"
         "print(sorted(m for m in ('torch', 'torch._dynamo') if m in sys.modules))"
     )
     assert run_python(code) == "[]"

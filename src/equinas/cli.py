@@ -472,11 +472,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from equinas.data import describe_task, list_tasks, prepare_task
-
     if args.action == "list":
+        from equinas.data.names import list_tasks
+
         print("\n".join(list_tasks()))
         return 0
+    from equinas.data import describe_task, prepare_task
+
     if not args.task:
         raise SystemExit("error: `equinas data prepare|info` needs a task name")
     options = dict(args.task_option)

@@ -1,21 +1,25 @@
-"""Real data sets from local files, as ``TaskData`` (see ``load_task`` and ``list_tasks``)."""
+"""Real data sets from local files, as ``TaskData`` (see ``load_task`` and ``list_tasks``).
 
-from equinas.data.arrays import from_arrays
-from equinas.data.errors import DataError, DataNotFoundError
-from equinas.data.paths import cache_dir, resolve_data_dir
-from equinas.data.registry import describe_task, list_tasks, load_task, prepare_task
-from equinas.data.task import Split, TaskData
+Names are imported from their submodules on first use (``equinas.lazy``), so that
+``equinas data list`` (``equinas.data.names``) does not import torch.
+"""
 
-__all__ = [
-    "DataError",
-    "DataNotFoundError",
-    "Split",
-    "TaskData",
-    "cache_dir",
-    "describe_task",
-    "from_arrays",
-    "list_tasks",
-    "load_task",
-    "prepare_task",
-    "resolve_data_dir",
-]
+from __future__ import annotations
+
+from equinas.lazy import lazy_namespace
+
+_SOURCES = {
+    "from_arrays": "arrays",
+    "DataError": "errors",
+    "DataNotFoundError": "errors",
+    "list_tasks": "names",
+    "cache_dir": "paths",
+    "resolve_data_dir": "paths",
+    "describe_task": "registry",
+    "load_task": "registry",
+    "prepare_task": "registry",
+    "Split": "task",
+    "TaskData": "task",
+}
+__all__ = sorted(_SOURCES)
+__getattr__, __dir__ = lazy_namespace(__name__, _SOURCES, globals())

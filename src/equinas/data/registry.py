@@ -39,6 +39,7 @@ from equinas.data.folder import folder_cache_path, list_folder, load_folder
 from equinas.data.gmnist import ALIASES, TRANSFORMS, canonical_transforms, gmnist_sources
 from equinas.data.gmnist import NORMALISATION as GMNIST_NORMALISATION
 from equinas.data.idx import read_decompressed
+from equinas.data.names import list_tasks
 from equinas.data.splits import ImageSource, carve_splits, holdout_split
 from equinas.data.task import TaskData
 
@@ -280,11 +281,6 @@ _FIXED: dict[str, _Spec] = {
         ],
     ),
 }
-
-
-def list_tasks() -> list[str]:
-    """Task names; ``gmnist[...]`` / ``gfmnist[...]`` take a comma-separated transform set."""
-    return [*_FIXED, "gmnist[...]", "gfmnist[...]", "folder:PATH", "npz:PATH"]
 
 
 def _resolve(name: str) -> tuple[str, _Spec]:

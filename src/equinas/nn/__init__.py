@@ -2,13 +2,13 @@
 equivariant (relaxed) convolutions, norm, pooling.
 
 Names are imported from their submodules on first use (PEP 562), so that
-``equinas.nn.choices`` can be read without importing torch (the command line's ``--help``).
+``equinas.nn.choices`` can be read without importing torch (the command line's ``--help``;
+see ``equinas.lazy``).
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from equinas.lazy import lazy_namespace
 
 _SOURCES = {
     "BASES": "choices",
@@ -36,15 +36,4 @@ _SOURCES = {
     "triangular_theta": "relaxed",
 }
 __all__ = sorted(_SOURCES)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _SOURCES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_SOURCES[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_SOURCES})
+__getattr__, __dir__ = lazy_namespace(__name__, _SOURCES, globals())
