@@ -12,7 +12,10 @@ also rows ``fixed-<G>`` (they are the fixed networks: same ids, seeds and budget
 Methods are given as ``name``, ``name:GROUP`` (``fixed:C4`` = the fixed C4 G-CNN,
 ``prior:C1`` = D4 prior relaxed to C1) or ``name@variant`` (a second configuration of the
 same method); settings come from ``--settings`` JSON keyed by ``name`` or ``name@variant``,
-e.g. ``'{"equinas_e": {"generations": 3}, "equinas_d@prior": {"prior": 2.0}}'``.
+e.g. ``'{"equinas_e": {"generations": 3}, "equinas_d@prior": {"prior": 2.0}}'``. The key
+``"train"`` of an entry overrides training settings for that variant only, e.g. a plain CNN
+trained with D4 augmentation: ``--methods fixed@augD4:C1 --settings '{"fixed@augD4": {"train":
+{"augment": "D4"}}}'`` (row ``fixed-augD4-C1``).
 
     python benchmarks/compare_methods.py --task rotmnist --seeds 0 1 2 --epochs 2 \\
         --methods equinas_e equinas_d fixed:C1 fixed:C4 fixed:D4 rpp --workers 4 --device cuda
@@ -45,25 +48,27 @@ from equinas.train.cost import Cost
 GROUP_SETTING = {"fixed": "groups", "prior": "targets", "rpp": "group", "rgconv": "group", "cr": "group"}
 
 
-def method_settings(entry: str, extra: dict) -> tuple[str, str, dict]:
-    """``(label, method name, settings)`` for ``name``, ``name:GROUP`` or ``name@variant``."""
+def method_settings(entry: str, extra: dict) -> tuple[str, str, dict, dict]:
+    """``(label, method name, settings, training overrides)`` for ``name``, ``name:GROUP`` or
+    ``name@variant``."""
     variant, _, group = entry.partition(":")
     name = variant.partition("@")[0]
     settings = dict(extra.get(variant, {}))
+    overrides = settings.pop("train", {})
     if group:
         key = GROUP_SETTING[name]
         settings[key] = (group,) if key in ("groups", "targets") else group
-    return entry.replace(":", "-").replace("@", "-"), name, settings
+    return entry.replace(":", "-").replace("@", "-"), name, settings, overrides
 
 
 def run_one(args: argparse.Namespace, entry: str, seed: int) -> str:
-    label, name, settings = method_settings(entry, json.loads(args.settings))
+    label, name, settings, overrides = method_settings(entry, json.loads(args.settings))
     path = Path(args.out) / f"{label}-seed{seed}"
     if (path / "result.json").exists():
         return str(path)
     if args.threads:
         torch.set_num_threads(args.threads)
-    train = dataclasses.replace(cli.train_config(args), seed=seed)
+    train = dataclasses.replace(cli.train_config(args), seed=seed, **overrides)
     if name == "equinas_e":
         per_candidate = "epochs_per_generation" in settings
         settings = cli.lineage_budget(settings, None if per_candidate else args.epochs)

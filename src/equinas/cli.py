@@ -127,6 +127,14 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
         help="also write TensorBoard events (losses, accuracies, alphas, per-layer groups) to "
         "<run-dir>/tensorboard/ (needs the extra equinas[tensorboard])",
     )
+    g.add_argument(
+        "--augment",
+        default="none",
+        metavar="KIND",
+        help="training-time augmentation: 'none'; a group (e.g. D4, C4, D1): each training image moved by "
+        "a random element (exact for multiples of 90 degrees and mirrors); or 'rot': random continuous "
+        "rotations (bilinear). Recorded in the run; a resume must use the same",
+    )
 
 
 def add_backbone_options(p: argparse.ArgumentParser) -> None:
@@ -218,6 +226,7 @@ def train_config(args: argparse.Namespace):
         bn_recalibration=args.bn_recalibration,
         eval_every=args.eval_every,
         memory_format=args.memory_format,
+        augment=args.augment,
     )
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from equinas.nn.choices import MEMORY_FORMATS
+from equinas.train.augment import parse_augment
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("none", "cosine", "step")
@@ -44,7 +45,10 @@ class TrainConfig:
     feature maps out ``channels_last`` or ``contiguous`` (NCHW); ``auto`` picks the faster one for
     the device (``runtime.memory_format``); values agree to float rounding. ``eval_batch_size``
     128 evaluates fastest on CPU (256 and more take 1.5x longer per image with one thread:
-    feature maps stop fitting in cache); on a GPU larger batches pay off.
+    feature maps stop fitting in cache); on a GPU larger batches pay off. ``augment`` transforms every
+    training image of a weight step by a random element of a group (``"D4"``, ``"C4"``, ...)
+    or a random continuous rotation (``"rot"``); ``None`` (or ``"none"``) trains on the images
+    as they are (see ``equinas.train.augment``).
     """
 
     epochs: float = 10.0
@@ -73,6 +77,7 @@ class TrainConfig:
     bn_recalibration: int = 0
     eval_every: int = 1
     memory_format: str = "auto"
+    augment: str | None = None
 
     def __post_init__(self) -> None:
         check = _Checker(self)
@@ -102,6 +107,7 @@ class TrainConfig:
         check.integer("bn_recalibration", low=0)
         check.integer("eval_every", low=1)
         check.choice("memory_format", MEMORY_FORMATS)
+        check.augment("augment")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/TOML types; unset (``None``) fields are left out, tuples become lists."""
@@ -184,6 +190,18 @@ class _Checker:
     def choice(self, name: str, options: tuple[str, ...]) -> None:
         if getattr(self.config, name) not in options:
             self._fail(name, "one of " + ", ".join(repr(o) for o in options))
+
+    def augment(self, name: str) -> None:
+        """``None``, ``"rot"`` or a group name; ``"none"`` is stored as ``None`` (left out of dicts)."""
+        value = getattr(self.config, name)
+        if value is not None and not isinstance(value, str):
+            self._fail(name, "a string or None")
+        try:
+            parse_augment(value)
+        except ValueError as err:
+            raise ValueError(f"TrainConfig.{name}: {err}") from None
+        if value == "none":
+            self._set(name, None)
 
     def betas(self, name: str) -> None:
         value = getattr(self.config, name)

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from equinas.data.task import Split, TaskData
 from equinas.nn.layout import set_memory_format
 from equinas.train import hooks
+from equinas.train.augment import Augmenter
 from equinas.train.checkpoint import (
     CHECKPOINT_NAME,
     FORMAT_VERSION,
@@ -82,7 +83,9 @@ class Trainer:
     ``regularization_loss()``. When the model has ``architecture_parameters()`` they are left
     out of the weight optimizer; with ``config.arch_lr > 0`` each weight step is followed by
     one Adam step of them on the cross-entropy of the next batch of ``search_split`` (default
-    ``data.val``), drawn from ``(config.seed, cycle)``. After each epoch: validation,
+    ``data.val``), drawn from ``(config.seed, cycle)``. With ``config.augment`` every training
+    batch is transformed by random elements drawn from ``(config.seed, step)`` (architecture
+    and validation batches are not). After each epoch: validation,
     ``architecture_summary()``, checkpoint and log (with a ``run_dir``), then callbacks'
     ``on_epoch_end(state)``, where ``state`` is the epoch record plus ``history``, ``model``
     and ``run_dir``. A model that draws random choices adds ``score_function_loss(losses)``
@@ -139,6 +142,7 @@ class Trainer:
         self.total_steps = max(1, math.ceil(self.config.epochs * self.steps_per_epoch - 1e-9))
         self.num_epochs = math.ceil(self.total_steps / self.steps_per_epoch)
         self.schedule = LRSchedule(self.config, self.steps_per_epoch, self.total_steps)
+        self.augment = Augmenter(self.config.augment, self.config.seed)
         self.arch_start_step = round(self.config.arch_warmup_epochs * self.steps_per_epoch)
 
         self.global_step = 0
@@ -259,9 +263,8 @@ class Trainer:
         for batch in range(first, last):
             index = order[batch * batch_size : (batch + 1) * batch_size]
             lr = self.schedule.apply(self.optimizer, self.global_step)
-            loss, ce, correct = self._weight_step(
-                self._train.batch(index), self._train.labels[index], epoch, lr
-            )
+            images = self.augment(self._train.batch(index), self.global_step)
+            loss, ce, correct = self._weight_step(images, self._train.labels[index], epoch, lr)
             totals["loss"] += loss * len(index)
             totals["correct"] += correct
             totals["seen"] += len(index)
