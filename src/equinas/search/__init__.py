@@ -34,6 +34,7 @@ from equinas.search.baselines import (
     RelaxedConvBaseline,
     RPPBaseline,
 )
+from equinas.search.clone import CloneSettings, SymmetryCloning
 from equinas.search.equinas_d import EquiNASD, EquiNASDSettings
 from equinas.search.equinas_e import EquiNASE, EquiNASESettings
 from equinas.search.records import CandidateRecord, RunDirectory
@@ -52,6 +53,7 @@ METHODS: dict[str, tuple[type, type]] = {
     "aen_gcnn": (AENGCNNSearch, AENGCNNSettings),
     "lps": (LPSSearch, LPSSettings),
     "symmetry_breaking": (SymmetryBreakingSearch, SymmetryBreakingSettings),
+    "clone": (SymmetryCloning, CloneSettings),
 }
 
 
@@ -74,6 +76,7 @@ __all__ = [
     "AENSettings",
     "BackboneSettings",
     "CandidateRecord",
+    "CloneSettings",
     "ConstraintRelaxation",
     "EquiNASD",
     "EquiNASDSettings",
@@ -99,6 +102,7 @@ __all__ = [
     "SearchResult",
     "SymmetryBreakingSearch",
     "SymmetryBreakingSettings",
+    "SymmetryCloning",
     "best_of",
     "make_method",
     "run_search",

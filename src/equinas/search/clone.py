@@ -1,0 +1,256 @@
+"""Symmetry cloning (Huang et al., "Symmetry From Scratch"): a G-CNN teaches a plain CNN its symmetry.
+
+Three phases share the run's budget of ``epochs`` (``CloneSettings.split``):
+
+1. teacher: the backbone with every layer constrained to ``group`` trains on the labels
+   (``split[0]`` of the epochs), or is loaded (``teacher_from``; then ``split[0]`` is not spent);
+2. cloning: a C1 student (the same backbone, unconstrained) learns to reproduce the teacher's
+   logits on training images moved by random elements of ``group`` (``split[1]``; no labels);
+3. fine-tuning: the student trains on the labels (``split[2]``), free to break the symmetry.
+
+Each phase is a candidate record (``teacher-<G>``, ``clone``, ``finetuned``) with its cost; the
+cloning record's cost counts the teacher's forward passes (as evaluation passes) besides the
+student's training, so ``result.json``'s ``total_cost`` is the whole method's. The fine-tuned
+student is the result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from equinas.groups import PlanarGroup, parse_group
+from equinas.models import build_model, describe_layers
+from equinas.search.base import Evaluator, SearchContext, SearchResult, best_of
+from equinas.search.evaluate import candidate_seed, measure_equivariance
+from equinas.search.records import CandidateRecord, RunDirectory
+from equinas.train import TrainConfig, evaluate, load_checkpoint
+from equinas.train.checkpoint import CHECKPOINT_NAME
+from equinas.train.cost import ComputeMeter
+from equinas.train.distill import CLONE_LOSSES, clone_logits, logit_distance
+from equinas.train.runtime import resolve_device
+
+HELD_OUT = 256  # validation images on which the student's imitation of the teacher is measured
+
+
+@dataclass(frozen=True)
+class CloneSettings:
+    """Symmetry cloning: a ``group`` G-CNN teacher, then a C1 student that matches its logits
+    on randomly ``group``-transformed inputs (``loss``: ``mse`` or ``kl`` at ``temperature``),
+    then fine-tunes on the labels. ``split``: fractions of the epochs for teacher, cloning and
+    fine-tuning (sum 1). ``teacher_from``: a checkpoint (``equinas train``'s checkpoint.pt or
+    its run dir) or a search run dir whose best candidate's weights are stored, used instead
+    of training a teacher (its training cost is then not counted)."""
+
+    group: str = "D4"
+    split: tuple[float, ...] = (0.4, 0.3, 0.3)
+    loss: str = "mse"
+    temperature: float = 1.0
+    teacher_from: str | None = None
+
+    def __post_init__(self) -> None:
+        expected = "three fractions (teacher, cloning, fine-tuning) >= 0 that sum to 1, the last two > 0"
+        try:
+            split = tuple(float(v) for v in self.split)
+        except (TypeError, ValueError):
+            raise ValueError(f"split: expected {expected}, got {self.split!r}") from None
+        if (
+            len(split) != 3
+            or not all(math.isfinite(v) and v >= 0 for v in split)
+            or not math.isclose(sum(split), 1.0, abs_tol=1e-6)
+            or min(split[1:]) <= 0
+        ):
+            raise ValueError(f"split: expected {expected}, got {self.split!r}")
+        if split[0] == 0 and self.teacher_from is None:
+            raise ValueError("split: the teacher's fraction is 0 but no teacher_from is given")
+        object.__setattr__(self, "split", split)
+        if self.loss not in CLONE_LOSSES:
+            raise ValueError(f"loss: expected one of {', '.join(CLONE_LOSSES)}, got {self.loss!r}")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise ValueError(f"temperature: expected a number > 0, got {self.temperature!r}")
+
+
+def load_teacher(source: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """``(spec, weights)`` of a trained network: a checkpoint file of ``equinas train``, its run
+    directory, or a search run directory whose best candidate's weights are in ``states/``."""
+    path = Path(source)
+    if (path / "search.json").exists():
+        run = RunDirectory(path)
+        try:
+            best = run.read_json("result.json")["best"]
+        except (OSError, KeyError, ValueError):
+            raise ValueError(f"teacher_from: search run {path} has no result.json (unfinished?)") from None
+        if not run.has_state(best["candidate_id"]):
+            raise ValueError(
+                f"teacher_from: search run {path} did not store the weights of its best candidate "
+                f"{best['candidate_id']!r}; train the teacher with `equinas train --run-dir` instead"
+            )
+        return best["spec"], run.load_state(best["candidate_id"])
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.is_file():
+        raise ValueError(f"teacher_from: {source} is neither a checkpoint nor a run directory")
+    checkpoint = load_checkpoint(path)
+    spec = (checkpoint.get("metadata") or {}).get("spec")
+    if spec is None:
+        raise ValueError(f"teacher_from: checkpoint {path} has no architecture spec in its metadata")
+    return spec, checkpoint["model"]
+
+
+def _scored_record(
+    ctx: SearchContext, candidate_id: str, model: nn.Module, spec: dict[str, Any], **fields: Any
+) -> CandidateRecord:
+    """A record of ``model`` (already trained) with its validation and test accuracy."""
+    record = CandidateRecord(
+        candidate_id=candidate_id,
+        method=SymmetryCloning.name,
+        spec=spec,
+        groups=describe_layers(spec),
+        params=sum(p.numel() for p in model.parameters()),
+        val_acc=None,
+        test_acc=None,
+        **fields,
+    )
+    device = next(model.parameters()).device
+    for split in ("val", "test"):
+        data = getattr(ctx.data, split)
+        if len(data):
+            scores = evaluate(model, data, ctx.train.eval_batch_size, device)
+            setattr(record, f"{split}_acc", scores["acc"])
+            setattr(record, f"{split}_loss", scores["loss"])
+    return record
+
+
+class SymmetryCloning:
+    """Symmetry cloning: a G-CNN teacher, a plain student cloned on transformed inputs, fine-tuned."""
+
+    name: ClassVar[str] = "clone"
+
+    def __init__(self, settings: CloneSettings | None = None):
+        self.settings = settings or CloneSettings()
+
+    def run(self, ctx: SearchContext) -> SearchResult:
+        s = self.settings
+        ev = Evaluator(ctx, self.name)
+        group = parse_group(s.group, ambient=ctx.backbone.ambient)
+        epochs = ctx.train.epochs
+        teacher_record, teacher = self._teacher(ctx, ev, epochs * s.split[0])
+        student_spec = ctx.backbone.spec(ctx.data, "C1").to_dict()
+        cloned = ev.evaluate_here(
+            "clone",
+            lambda: self._clone(ctx, teacher, student_spec, group, epochs * s.split[1], teacher_record),
+        )
+        finetune = ev.job(
+            "finetuned",
+            student_spec,
+            state=ctx.run.load_state(cloned.candidate_id),
+            parent_id=cloned.candidate_id,
+            mutation="finetune",
+            lineage_epochs=cloned.lineage_epochs,
+            train=ctx.train_dict(epochs=epochs * s.split[2]),
+        )
+        (finetuned,) = ev.evaluate([finetune], label="fine-tuning")
+        extras = {
+            "teacher": teacher_record.candidate_id,
+            "teacher_from": s.teacher_from,
+            "clone_group": group.name,
+            "teacher_match": cloned.extra["teacher_match"],
+            "untrained_match": cloned.extra["untrained_match"],
+        }
+        return SearchResult(self.name, best_of([finetuned]), [teacher_record, cloned, finetuned], extras)
+
+    def _teacher(self, ctx: SearchContext, ev: Evaluator, epochs: float) -> tuple[CandidateRecord, nn.Module]:
+        """The teacher's record and trained model (trained here, or loaded and only scored)."""
+        s = self.settings
+        if s.teacher_from is None:
+            job = ev.job(
+                f"teacher-{s.group}",
+                ctx.backbone.spec(ctx.data, s.group),
+                train=ctx.train_dict(epochs=epochs),
+                return_state=True,
+            )
+            (record,) = ev.evaluate([job], label="teacher")
+            if not record.ok:
+                raise ValueError(f"the {s.group} teacher diverged; try a lower --lr")
+            spec, state = record.spec, ctx.run.load_state(record.candidate_id)
+        else:
+            spec, state = load_teacher(s.teacher_from)
+        model = build_model(spec)
+        model.load_state_dict(state)
+        model.to(resolve_device(ctx.train.device))
+        if s.teacher_from is not None:
+            record = ev.evaluate_here("teacher-loaded", lambda: self._loaded(ctx, model, spec))
+        return record, model
+
+    def _loaded(self, ctx: SearchContext, model: nn.Module, spec: dict[str, Any]) -> CandidateRecord:
+        with ComputeMeter(model, ctx.data.train.images[0]) as meter:
+            record = _scored_record(
+                ctx, "teacher-loaded", model, spec, extra={"source": self.settings.teacher_from}
+            )
+        record.cost = meter.cost().to_dict()
+        return record
+
+    def _clone(
+        self,
+        ctx: SearchContext,
+        teacher: nn.Module,
+        spec: dict[str, Any],
+        group: PlanarGroup,
+        epochs: float,
+        parent: CandidateRecord,
+    ) -> CandidateRecord:
+        """Clone ``teacher`` into a fresh student of ``spec``; store its weights as ``clone``."""
+        s = self.settings
+        seed = candidate_seed(ctx.seed, "clone")
+        config = TrainConfig.from_dict(ctx.train_dict(epochs=epochs, seed=seed))
+        torch.manual_seed(seed)
+        device = resolve_device(config.device)
+        student = build_model(spec).to(device)
+        held_out = (ctx.data.val if len(ctx.data.val) else ctx.data.test).images[:HELD_OUT].to(device)
+        threads = torch.get_num_threads()
+        if config.num_threads is not None:
+            torch.set_num_threads(config.num_threads)
+        example = ctx.data.train.images[0]
+        try:
+            with ComputeMeter(student, example) as meter, ComputeMeter(teacher, example) as teacher_meter:
+                before = logit_distance(student, teacher, held_out, group, seed)
+                history = clone_logits(
+                    student,
+                    teacher,
+                    ctx.data.train.images,
+                    config,
+                    group,
+                    s.loss,
+                    s.temperature,
+                    ctx.progress,
+                )
+                after = logit_distance(student, teacher, held_out, group, seed)
+                record = _scored_record(
+                    ctx,
+                    "clone",
+                    student,
+                    spec,
+                    epochs=epochs,
+                    lineage_epochs=epochs,
+                    parent_id=parent.candidate_id,
+                    mutation=f"clone:{group.name}",
+                    seed=seed,
+                    extra={"clone_loss": history, "teacher_match": after, "untrained_match": before},
+                )
+        finally:
+            torch.set_num_threads(threads)
+        # the teacher's passes ran inside the same wall-clock block: count its compute, not its time
+        cost = meter.cost() + dataclasses.replace(teacher_meter.cost(), train_seconds=0.0)
+        record.cost, record.time_s = cost.to_dict(), cost.train_seconds
+        record.equivariance = measure_equivariance(student, ctx.data)
+        ctx.run.save_state("clone", {k: v.detach().cpu() for k, v in student.state_dict().items()})
+        return record
+
+
+__all__ = ["CloneSettings", "SymmetryCloning", "load_teacher"]
