@@ -3,23 +3,25 @@
 For each task, training-set size (log-spaced: 250 times powers of 4 up to 16,000 or the whole
 split: 250, 1,000, 4,000, 16,000; RotMNIST's train split has 10,000 images),
 seed and method, one ``compare_methods.run_one`` run into
-``<out>/<task>/n<size>/<label>-seed<k>`` (finished runs are skipped: rerun the same command to
+``<out>/<task>/steps<S>/n<size>/<label>-seed<k>`` (finished runs are skipped: rerun the same command to
 resume). Every network gets the same number of optimizer steps, ``--steps`` (a fixed compute
 budget): ``epochs = steps / ceil(size / batch_size)``, so small sets are seen for many epochs
 and large ones for few. The validation split has ``min(--val-size, size)`` images (a search
 never sees more labelled validation data than training data); the test split is fixed.
 
-After every run it rewrites ``<out>/summary.json`` (``rows``: task, method, train_size, seeds,
+After every (seed, size) it rewrites ``<out>/summary.json`` (``rows``: task, method, train_size, seeds,
 test_acc_mean, test_acc_std, total_flops_mean, total_seconds_mean; over every finished run of
 every task) and ``<out>/<task>.png`` (accuracy against size, log x). Run one process per task:
 
-    python benchmarks/scaling.py --task rotmnist --steps 300 &
-    python benchmarks/scaling.py --task mnist-c2 --steps 300 &
+    python benchmarks/scaling.py --task rotmnist --steps 150 &
+    python benchmarks/scaling.py --task mnist-c2 --steps 150 &
     python benchmarks/scaling.py --summarize        # tables and plots of what is finished
 
 Methods are ``compare_methods`` entries; the default set is the plain CNN with and without D4
-augmentation, the C4 and D4 G-CNNs and EquiNAS_D's cheap recipe (search for half the steps on
-the paper's groups, then retrain); add e.g. ``clone`` with ``--methods ... clone``.
+augmentation, the C4 and D4 G-CNNs, EquiNAS_D's cheap recipe (search for half the steps on
+the paper's groups, then retrain) and symmetry cloning (a C4 teacher for 40% of the steps,
+cloning 30%, fine-tuning 30%); other methods (``lps``, ``symmetry_breaking``) can be added
+with ``--methods ... lps`` (and their settings with ``--settings``).
 """
 
 from __future__ import annotations
@@ -42,14 +44,14 @@ from equinas.train.files import atomic_write_text  # noqa: E402
 OUT = Path(__file__).resolve().parent / "results" / "scaling"
 TRAIN_SPLIT = {"rotmnist": 10_000}  # tasks whose train split is smaller than 16,000
 SMALL_BACKBONE = ["--widths", "4,4,8,8", "--pools-after", "0,1", "--hidden", "none", "--lr", "0.002"]
-METHODS = ["fixed:C1", "fixed@augD4:C1", "fixed:C4", "fixed:D4", "equinas_d@fast"]
+METHODS = ["fixed:C1", "fixed@augD4:C1", "fixed:C4", "fixed:D4", "equinas_d@fast", "clone"]
 LABELS = {
     "fixed-C1": "C1 (plain CNN)",
     "fixed-augD4-C1": "C1 + D4 augmentation",
     "fixed-C4": "C4 G-CNN",
     "fixed-D4": "D4 G-CNN",
     "equinas_d-fast": "EquiNAS_D (fast)",
-    "clone": "symmetry cloning (D4 teacher)",
+    "clone": "symmetry cloning (C4 teacher)",
 }
 
 
@@ -72,7 +74,7 @@ def variant_settings(epochs: float) -> dict:
     return {
         "fixed@augD4": {"train": {"augment": "D4"}},
         "equinas_d@fast": {"arch_lr": 0.2, "groups": ["paper"], "search_epochs": epochs / 2},
-        "clone": {"teacher": "D4", "split": [0.4, 0.3, 0.3]},
+        "clone": {"group": "C4", "split": [0.4, 0.3, 0.3]},
     }
 
 
@@ -92,21 +94,21 @@ def run_args(args: argparse.Namespace, size: int) -> argparse.Namespace:
         ]
     )  # fmt: skip
     parsed.settings = json.dumps({**variant_settings(epochs), **json.loads(args.settings)})
-    parsed.out = str(Path(args.out) / args.task / f"n{size}")
+    parsed.out = str(Path(args.out) / args.task / f"steps{args.steps}" / f"n{size}")
     return parsed
 
 
 def finished_runs(out: Path) -> list[dict]:
     """``{task, size, label, seed, test_acc, cost}`` of every finished run under ``out``."""
     runs = []
-    for result in sorted(out.glob("*/n*/*-seed*/result.json")):
+    for result in sorted(out.glob("*/steps*/n*/*-seed*/result.json")):
         run = result.parent
         label, _, seed = run.name.rpartition("-seed")
         data = json.loads(result.read_text())
         train = json.loads((run / "search.json").read_text())["train"]
         runs.append(
             {
-                "task": run.parent.parent.name,
+                "task": run.parent.parent.parent.name,
                 "size": int(run.parent.name[1:]),
                 "label": label,
                 "seed": int(seed),
@@ -120,11 +122,11 @@ def finished_runs(out: Path) -> list[dict]:
 
 def summarize(out: Path) -> list[dict]:
     """Rows of ``summary.json`` (one per task, method, size) and one plot per task."""
-    groups: dict[tuple[str, str, int], list[dict]] = {}
+    groups: dict[tuple[str, str, int, int], list[dict]] = {}
     for run in finished_runs(out):
-        groups.setdefault((run["task"], run["label"], run["size"]), []).append(run)
+        groups.setdefault((run["task"], run["label"], run["steps"], run["size"]), []).append(run)
     rows = []
-    for (task, label, size), runs in sorted(groups.items()):
+    for (task, label, steps, size), runs in sorted(groups.items()):
         accs = [r["test_acc"] for r in runs]
         rows.append(
             {
@@ -132,7 +134,7 @@ def summarize(out: Path) -> list[dict]:
                 "method": label,
                 "train_size": size,
                 "seeds": len(runs),
-                "steps_per_network": runs[0]["steps"],
+                "steps_per_network": steps,
                 "test_acc_mean": statistics.fmean(accs),
                 "test_acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
                 "total_flops_mean": statistics.fmean(r["cost"]["total_flops"] for r in runs),
@@ -153,21 +155,26 @@ def plot(task: str, rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    for label in sorted({row["method"] for row in rows}):
-        mine = sorted((r for r in rows if r["method"] == label), key=lambda r: r["train_size"])
+    budgets = sorted({row["steps_per_network"] for row in rows})
+    for label, steps in sorted({(row["method"], row["steps_per_network"]) for row in rows}):
+        mine = [r for r in rows if (r["method"], r["steps_per_network"]) == (label, steps)]
+        mine.sort(key=lambda r: r["train_size"])
         seeds = min(r["seeds"] for r in mine)
+        name = LABELS.get(label, label) + (f", {steps} steps" if len(budgets) > 1 else "")
         ax.errorbar(
             [r["train_size"] for r in mine],
             [r["test_acc_mean"] for r in mine],
             yerr=[r["test_acc_std"] for r in mine],
             marker="o",
             capsize=3,
-            label=f"{LABELS.get(label, label)} ({seeds}+ seeds)",
+            label=f"{name} ({seeds}+ seeds)",
         )
     ax.set_xscale("log")
     ax.set_xlabel("training images")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"{task}: accuracy vs training-set size (equal optimizer steps)")
+    ax.set_title(
+        f"{task}: test accuracy vs training-set size ({', '.join(map(str, budgets))} steps per network)"
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -183,7 +190,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=METHODS, help="compare_methods entries")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--sizes", nargs="+", type=int, help="training-set sizes (default: log-spaced)")
-    parser.add_argument("--steps", type=int, default=300, help="optimizer steps per network (the budget)")
+    parser.add_argument("--steps", type=int, default=150, help="optimizer steps per network (the budget)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--val-size", type=int, default=1000, help="at most this many, and at most the size")
     parser.add_argument("--test-size", type=int, default=2000)
@@ -220,7 +227,9 @@ def main() -> None:
             f"({time.perf_counter() - began:.0f} s; {time.perf_counter() - start:.0f} s in all)",
             flush=True,
         )
-        summarize(out)
+        if entry == args.methods[-1]:
+            summarize(out)
+    summarize(out)
 
 
 if __name__ == "__main__":
