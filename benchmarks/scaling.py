@@ -156,10 +156,13 @@ def plot(task: str, rows: list[dict], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     budgets = sorted({row["steps_per_network"] for row in rows})
-    for label, steps in sorted({(row["method"], row["steps_per_network"]) for row in rows}):
+    order = list(LABELS)
+    lines = {(row["method"], row["steps_per_network"]) for row in rows}
+    for label, steps in sorted(lines, key=lambda k: (order.index(k[0]) if k[0] in order else len(order), k)):
         mine = [r for r in rows if (r["method"], r["steps_per_network"]) == (label, steps)]
         mine.sort(key=lambda r: r["train_size"])
-        seeds = min(r["seeds"] for r in mine)
+        counts = sorted({r["seeds"] for r in mine})
+        seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
         name = LABELS.get(label, label) + (f", {steps} steps" if len(budgets) > 1 else "")
         ax.errorbar(
             [r["train_size"] for r in mine],
@@ -167,7 +170,7 @@ def plot(task: str, rows: list[dict], path: Path) -> None:
             yerr=[r["test_acc_std"] for r in mine],
             marker="o",
             capsize=3,
-            label=f"{name} ({seeds}+ seeds)",
+            label=f"{name} ({seeds} seeds)",
         )
     ax.set_xscale("log")
     ax.set_xlabel("training images")
