@@ -52,6 +52,8 @@ LABELS = {
     "fixed-D4": "D4 G-CNN",
     "equinas_d-fast": "EquiNAS_D (fast)",
     "clone": "symmetry cloning (C4 teacher)",
+    "lps": "LPS (C1 backbone, D4)",
+    "symmetry_breaking": "symmetry breaking (D4, K=2)",
 }
 
 
@@ -154,7 +156,7 @@ def plot(task: str, rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, ax = plt.subplots(figsize=(9.0, 4.6))
     budgets = sorted({row["steps_per_network"] for row in rows})
     order = list(LABELS)
     lines = {(row["method"], row["steps_per_network"]) for row in rows}
@@ -179,7 +181,7 @@ def plot(task: str, rows: list[dict], path: Path) -> None:
         f"{task}: test accuracy vs training-set size ({', '.join(map(str, budgets))} steps per network)"
     )
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
