@@ -159,31 +159,40 @@ def plot(task: str, rows: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(9.0, 4.6))
     budgets = sorted({row["steps_per_network"] for row in rows})
     order = list(LABELS)
-    lines = {(row["method"], row["steps_per_network"]) for row in rows}
-    for label, steps in sorted(lines, key=lambda k: (order.index(k[0]) if k[0] in order else len(order), k)):
-        mine = [r for r in rows if (r["method"], r["steps_per_network"]) == (label, steps)]
-        mine.sort(key=lambda r: r["train_size"])
-        counts = sorted({r["seeds"] for r in mine})
-        seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
-        name = LABELS.get(label, label) + (f", {steps} steps" if len(budgets) > 1 else "")
-        ax.errorbar(
-            [r["train_size"] for r in mine],
-            [r["test_acc_mean"] for r in mine],
-            yerr=[r["test_acc_std"] for r in mine],
-            marker="o",
-            capsize=3,
-            label=f"{name} ({seeds} seeds)",
-        )
+    methods = sorted(
+        {row["method"] for row in rows}, key=lambda m: (order.index(m) if m in order else len(order), m)
+    )
+    colors = plt.get_cmap("tab10")
+    for i, label in enumerate(methods):
+        for steps in budgets:
+            mine = [r for r in rows if (r["method"], r["steps_per_network"]) == (label, steps)]
+            if not mine:
+                continue
+            mine.sort(key=lambda r: r["train_size"])
+            counts = sorted({r["seeds"] for r in mine})
+            seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+            name = LABELS.get(label, label) + (f", {steps} steps" if len(budgets) > 1 else "")
+            ax.errorbar(
+                [r["train_size"] for r in mine],
+                [r["test_acc_mean"] for r in mine],
+                yerr=[r["test_acc_std"] for r in mine],
+                marker="o",
+                capsize=3,
+                color=colors(i % 10),
+                linestyle="-" if steps == budgets[-1] else "--",
+                label=f"{name} ({seeds} seeds)",
+            )
     ax.set_xscale("log")
     ax.set_xlabel("training images")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(
-        f"{task}: test accuracy vs training-set size ({', '.join(map(str, budgets))} steps per network)"
+    steps_text = (
+        ", ".join(map(str, budgets)) + " steps per network" + ("; dashed: fewer" if len(budgets) > 1 else "")
     )
+    ax.set_title(f"{task}: test accuracy vs training-set size ({steps_text})", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
 
