@@ -10,6 +10,7 @@ from torch import nn
 
 from conftest import synthetic_task
 from equinas.cli import build_parser, train_config
+from equinas.data import Split
 from equinas.groups import act_on_images, parse_group
 from equinas.train import TrainConfig, train
 from equinas.train.augment import Augmenter, rotate_images
@@ -54,6 +55,29 @@ def test_continuous_rotation_follows_the_group_convention():
     out = Augmenter("rot", seed=0)(images, 0)
     # generic angles resample: the images change but keep their shape
     assert out.shape == images.shape and not torch.allclose(out, images, atol=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["rot", "C8"])
+def test_interpolating_augmentation_fills_the_corners_with_the_background(kind):
+    background = torch.tensor([-0.4, 1.5])  # normalised value of a blank pixel, per channel
+    blank = background.view(1, 2, 1, 1).expand(6, 2, 12, 12).contiguous()
+    filled = Augmenter(kind, seed=0, background=background)(blank, 3)
+    assert torch.allclose(filled, blank, atol=1e-6)  # a blank image stays blank, corners included
+    zero_filled = Augmenter(kind, seed=0)(blank, 3)
+    assert not torch.allclose(zero_filled, blank, atol=1e-3)  # control: zeros come in at the corners
+
+
+def test_exact_augmentation_never_touches_the_values():
+    images, background = _batch(6), torch.tensor([0.3])
+    assert torch.equal(Augmenter("D4", 1, background=background)(images, 2), Augmenter("D4", 1)(images, 2))
+
+
+def test_split_background_is_the_value_of_level_zero():
+    levels = torch.linspace(-1.0, 2.0, 256).repeat(3, 1)
+    split = Split(torch.zeros(2, 3, 4, 4, dtype=torch.uint8), torch.zeros(2, dtype=torch.long), levels)
+    assert torch.equal(split.background, torch.full((3,), -1.0))
+    floats = Split(torch.ones(2, 1, 4, 4), torch.zeros(2, dtype=torch.long))
+    assert torch.equal(floats.background, torch.zeros(1))
 
 
 def test_bad_augmentation_is_refused_with_its_name():

@@ -51,6 +51,14 @@ class Split:
     def images(self) -> torch.Tensor:
         return self.batch(slice(None))
 
+    @property
+    def background(self) -> torch.Tensor:
+        """float32 ``[C]``: the normalised value of a blank pixel (level 0) in each channel; 0 for
+        splits stored as floats, whose blank value is not known."""
+        if self.levels is None:
+            return torch.zeros(self.stored.shape[1])
+        return self.levels[:, 0].clone()
+
     def batch(self, index: torch.Tensor | slice | int) -> torch.Tensor:
         """Normalised float32 images ``stored[index]`` (``[B, C, H, W]``, or ``[C, H, W]`` for
         an int), on the split's device."""

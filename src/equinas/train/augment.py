@@ -7,8 +7,13 @@ Two kinds (``TrainConfig.augment``):
   ``equinas.groups.act_on_images`` -- exact (a pixel permutation) for multiples of 90 degrees and
   the mirrors, bilinear for other angles;
 - ``"rot"``: image ``i`` is rotated counter-clockwise by ``a_i ~ U[0, 2 pi)`` about the grid
-  centre by bilinear interpolation (zero outside the grid), the convention of
-  ``equinas.groups.actions``.
+  centre by bilinear interpolation, the convention of ``equinas.groups.actions``.
+
+Interpolating transforms (``"rot"``, and groups with 45-degree-like elements) bring in pixels
+from outside the grid; they get ``background`` (per channel: the normalised value of a blank,
+level-0 pixel, ``Split.background``), not a normalised 0, which would be the data mean: the
+transform acts on ``x - background`` with zero fill and adds ``background`` back. Exact
+transforms are pixel permutations and never touch the values.
 
 The random draws of a batch depend only on ``(seed, step)`` (a derived generator, not the
 global RNG), so an augmented run is deterministic per seed and a resumed run sees exactly the
@@ -18,6 +23,8 @@ batches the uninterrupted run would have seen.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -74,9 +81,16 @@ class Augmenter:
     ``stream`` separates independent uses of one seed (training batches, cloning batches).
     """
 
-    def __init__(self, kind: PlanarGroup | str | None, seed: int, stream: str = "augment"):
+    def __init__(
+        self,
+        kind: PlanarGroup | str | None,
+        seed: int,
+        stream: str = "augment",
+        background: torch.Tensor | None = None,
+    ):
         self.kind = parse_augment(kind) if isinstance(kind, str) else kind
         self.seed, self.stream = seed, stream
+        self.background = background
 
     def __call__(self, images: torch.Tensor, step: int) -> torch.Tensor:
         if self.kind is None:
@@ -84,6 +98,16 @@ class Augmenter:
         generator = derived_generator(self.seed, self.stream, step)
         if self.kind == ROTATION:
             angles = 2 * math.pi * torch.rand(len(images), generator=generator, dtype=torch.float64)
-            return rotate_images(images, angles.to(images.device))
+            return self._on_background(images, lambda x: rotate_images(x, angles.to(images.device)))
         indices = torch.randint(self.kind.order, (len(images),), generator=generator)
-        return transform_batch(images, self.kind, indices.to(images.device))
+        move = partial(transform_batch, group=self.kind, indices=indices.to(images.device))
+        return move(images) if self.kind.is_exact else self._on_background(images, move)
+
+    def _on_background(
+        self, images: torch.Tensor, transform: Callable[[torch.Tensor], torch.Tensor]
+    ) -> torch.Tensor:
+        """``transform`` (zero fill outside the grid) with ``background`` filled in instead."""
+        if self.background is None:
+            return transform(images)
+        shift = self.background.to(images.device, images.dtype).view(1, -1, 1, 1)
+        return transform(images - shift) + shift

@@ -142,7 +142,7 @@ class Trainer:
         self.total_steps = max(1, math.ceil(self.config.epochs * self.steps_per_epoch - 1e-9))
         self.num_epochs = math.ceil(self.total_steps / self.steps_per_epoch)
         self.schedule = LRSchedule(self.config, self.steps_per_epoch, self.total_steps)
-        self.augment = Augmenter(self.config.augment, self.config.seed)
+        self.augment = Augmenter(self.config.augment, self.config.seed, background=self._train.background)
         self.arch_start_step = round(self.config.arch_warmup_epochs * self.steps_per_epoch)
 
         self.global_step = 0
