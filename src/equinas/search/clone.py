@@ -189,7 +189,7 @@ class SymmetryCloning:
         return record, model
 
     def _loaded(self, ctx: SearchContext, model: nn.Module, spec: dict[str, Any]) -> CandidateRecord:
-        with ComputeMeter(model, ctx.data.train.images[0]) as meter:
+        with ComputeMeter(model, ctx.data.train.batch(0)) as meter:
             record = _scored_record(
                 ctx, "teacher-loaded", model, spec, extra={"source": self.settings.teacher_from}
             )
@@ -212,18 +212,18 @@ class SymmetryCloning:
         torch.manual_seed(seed)
         device = resolve_device(config.device)
         student = build_model(spec).to(device)
-        held_out = (ctx.data.val if len(ctx.data.val) else ctx.data.test).images[:HELD_OUT].to(device)
+        held_out = (ctx.data.val if len(ctx.data.val) else ctx.data.test).batch(slice(HELD_OUT)).to(device)
         threads = torch.get_num_threads()
         if config.num_threads is not None:
             torch.set_num_threads(config.num_threads)
-        example = ctx.data.train.images[0]
+        example = ctx.data.train.batch(0)
         try:
             with ComputeMeter(student, example) as meter, ComputeMeter(teacher, example) as teacher_meter:
                 before = logit_distance(student, teacher, held_out, group, seed)
                 history = clone_logits(
                     student,
                     teacher,
-                    ctx.data.train.images,
+                    ctx.data.train,
                     config,
                     group,
                     s.loss,

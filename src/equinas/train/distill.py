@@ -1,6 +1,6 @@
 """Logit matching on group-transformed inputs: the cloning phase of symmetry cloning.
 
-``clone_logits(student, teacher, images, config, group)`` trains ``student`` so that
+``clone_logits(student, teacher, split, config, group)`` trains ``student`` so that
 ``student(g . x) ~ teacher(g . x)`` for training images ``x`` and random elements ``g`` of
 ``group`` (one per image, drawn from ``(config.seed, step)`` like ``TrainConfig.augment``).
 The teacher runs in eval mode without gradients; only the student's weights move. Losses:
@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from equinas.data.task import Split
 from equinas.groups import PlanarGroup
 from equinas.train.augment import Augmenter
 from equinas.train.config import TrainConfig
@@ -43,7 +44,7 @@ def logit_loss(
 def clone_logits(
     student: nn.Module,
     teacher: nn.Module,
-    images: torch.Tensor,
+    split: Split,
     config: TrainConfig,
     group: PlanarGroup,
     loss: str = "mse",
@@ -51,18 +52,20 @@ def clone_logits(
     progress: bool = False,
 ) -> list[float]:
     """Train ``student`` on ``ceil(config.epochs * ceil(N / batch_size))`` steps of logit
-    matching on ``images [N, C, H, W]``; returns the mean loss of every (partial) epoch.
+    matching on the ``N`` images of ``split`` (made into float batches one at a time, moved
+    with ``split.background`` as the fill of interpolating transforms); returns the mean loss
+    of every (partial) epoch.
 
     Uses ``config``'s optimizer, learning rate and schedule, batch size and seed; the order of
     each epoch comes from ``(config.seed, "clone", epoch)``. Raises ``ValueError`` when the
     loss becomes NaN or infinite.
     """
     batch_size = config.batch_size
-    steps_per_epoch = math.ceil(len(images) / batch_size)
+    steps_per_epoch = math.ceil(len(split) / batch_size)
     total = max(1, math.ceil(config.epochs * steps_per_epoch - 1e-9))
     optimizer = build_optimizer([p for p in student.parameters() if p.requires_grad], config)
     schedule = LRSchedule(config, steps_per_epoch, total)
-    transform = Augmenter(group, config.seed, stream="clone")
+    transform = Augmenter(group, config.seed, stream="clone", background=split.background)
     device = next(student.parameters()).device
     teacher.eval()
     student.train()
@@ -71,13 +74,13 @@ def clone_logits(
     with tqdm(total=total, desc="cloning", unit="step", disable=None if progress else True) as bar:
         while step < total:
             epoch = step // steps_per_epoch
-            order = torch.randperm(len(images), generator=derived_generator(config.seed, "clone", epoch))
+            order = torch.randperm(len(split), generator=derived_generator(config.seed, "clone", epoch))
             losses = []
             for batch in range(steps_per_epoch):
                 if step >= total:
                     break
                 index = order[batch * batch_size : (batch + 1) * batch_size]
-                moved = transform(images[index].to(device), step)
+                moved = transform(split.batch(index).to(device), step)
                 with torch.no_grad():
                     target = teacher(moved)
                 value = logit_loss(student(moved), target, loss, temperature)
