@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compare_methods  # noqa: E402
 
 from equinas import cli  # noqa: E402
-from equinas.train.files import atomic_write_text  # noqa: E402
+from equinas.atomic import atomic_write_text  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "scaling"
 TRAIN_SPLIT = {"rotmnist": 10_000}  # tasks whose train split is smaller than 16,000

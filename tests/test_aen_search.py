@@ -23,13 +23,11 @@ from equinas.search.aen import (
     AENGCNNSettings,
     AENSearch,
     AENSettings,
-    DQNAgent,
-    ReplayMemory,
-    Transition,
     generated_group,
     reward,
     target_sync_due,
 )
+from equinas.search.dqn import DQNAgent, ReplayMemory, Transition
 from equinas.search.records import RunDirectory
 from equinas.train import TrainConfig
 

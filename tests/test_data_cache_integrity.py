@@ -93,4 +93,4 @@ def test_concurrent_rotmnist_prepares_both_succeed(cache) -> None:
     errors = _run_concurrently(lambda: paths.append(prepare_rotmnist(data, limit=LIMIT)), 2)
     assert errors == []
     assert len(set(paths)) == 1 and cache_problem(paths[0]) is None
-    assert not [p for p in cache.iterdir() if p.name.endswith(".partial")]
+    assert not [p for p in cache.iterdir() if p.name.endswith((".partial", ".tmp"))]

@@ -185,7 +185,7 @@ def test_bad_input_is_one_clear_line(tmp_path, make, message):
     assert "\n" not in str(info.value)
     cache = tmp_path / "cache"
     files = list(cache.iterdir()) if cache.exists() else []
-    assert not [p for p in files if "partial" in p.name]  # nothing partial in the cache
+    assert not [p for p in files if p.name.endswith((".partial", ".tmp"))]  # nothing partial in the cache
     assert all(cache_problem(p) is None for p in files if p.suffix == ".npz")  # only whole caches
 
 

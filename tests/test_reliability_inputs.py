@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from conftest import SMALL_NET_ARGS, needs_data, synthetic_task
+from equinas.atomic import atomic_write_text
 from equinas.cli import main
 from equinas.models import EquivariantCNN, SpecError, backbone
 from equinas.search.aen import AENGCNNSettings, AENSettings
@@ -17,7 +18,6 @@ from equinas.search.baselines import FixedSettings, LayerKindSettings, PriorSett
 from equinas.search.equinas_d import EquiNASDSettings
 from equinas.search.equinas_e import EquiNASESettings
 from equinas.search.validation import validate_method_settings
-from equinas.train.files import atomic_write_text
 
 SMALL = ["--train-size", "64", "--val-size", "32", "--test-size", "32", "--epochs", "0.2", "--quiet"]
 

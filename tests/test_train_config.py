@@ -84,7 +84,7 @@ def test_unknown_keys_are_named():
     ],
 )
 def test_bad_values_raise_naming_the_field(field, value):
-    with pytest.raises(ValueError, match=f"TrainConfig.{field} must be"):
+    with pytest.raises(ValueError, match=f"TrainConfig.{field}: expected"):
         TrainConfig(**{field: value})
 
 

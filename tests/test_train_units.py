@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from equinas.atomic import atomic_write, atomic_write_text, remove_stale_temp_files
 from equinas.data.task import Split
 from equinas.train import CheckpointError, TrainConfig, evaluate, load_checkpoint
-from equinas.train.files import atomic_write, atomic_write_text, remove_stale_temp_files
 from equinas.train.optim import LRSchedule
 from equinas.train.rng import capture_rng_state, derived_generator, restore_rng_state
 from equinas.train.runlog import jsonable

@@ -4,8 +4,8 @@
 generations give different bytes. ``write_npz`` writes the zip itself with fixed entry
 metadata (1980-01-01 00:00:00, Unix, mode 0644, deflate level 6), so equal arrays give
 equal files. Next to ``name.npz`` it writes ``name.npz.sha256`` in ``sha256sum`` format.
-Writes go through unique temp files and ``os.replace``; ``exclusive_lock`` serialises
-generators of one file across processes.
+Writes go through ``equinas.atomic`` (unique temp files, fsync, ``os.replace``);
+``exclusive_lock`` serialises generators of one file across processes.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ import contextlib
 import hashlib
 import io
 import os
-import secrets
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
+from equinas.atomic import atomic_write, atomic_write_text
 from equinas.data.errors import DataError
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -41,36 +41,14 @@ def sidecar_path(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
-@contextlib.contextmanager
-def _temp_next_to(path: Path) -> Iterator[tuple[BinaryIO, Path]]:
-    """A new file with a unique name in ``path``'s folder (mode 0666 less the umask), removed
-    unless the caller has renamed it; concurrent writers never share a temp file."""
-    while True:
-        temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.partial")
-        try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            continue
-        break
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle, temp
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-
-
-def _replace_with(path: Path, write: Callable[[BinaryIO], None]) -> str:
-    """Write a unique temp file, fsync it and rename it onto ``path`` atomically; returns
-    the sha256 of the bytes written."""
-    with _temp_next_to(path) as (handle, temp):
-        write(handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-        handle.close()
-        digest = sha256_file(temp)
-        os.replace(temp, path)
-    return digest
+def _hash_back(handle: BinaryIO) -> str:
+    """sha256 of everything written to ``handle`` so far (read back from its start)."""
+    handle.flush()
+    handle.seek(0)
+    digest = hashlib.sha256()
+    for block in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(block)
+    return digest.hexdigest()
 
 
 def _write_archive(handle: BinaryIO, arrays: Mapping[str, np.ndarray]) -> None:
@@ -88,14 +66,20 @@ def _write_archive(handle: BinaryIO, arrays: Mapping[str, np.ndarray]) -> None:
 def write_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> str:
     """Write ``arrays`` (in the given key order) reproducibly; returns the file's sha256.
 
-    Both the file and its sidecar are written to unique temp files and renamed into place
-    (``os.replace``), so concurrent writers and readers never see a partial file.
+    Both the file and its sidecar are written atomically (``equinas.atomic``), so concurrent
+    writers and readers never see a partial file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    digest = _replace_with(path, lambda handle: _write_archive(handle, arrays))
-    _replace_with(sidecar_path(path), lambda handle: handle.write(f"{digest}  {path.name}\n".encode()))
-    return digest
+    digests = []
+
+    def write(handle: BinaryIO) -> None:
+        _write_archive(handle, arrays)
+        digests.append(_hash_back(handle))
+
+    atomic_write(path, write)
+    atomic_write_text(sidecar_path(path), f"{digests[0]}  {path.name}\n")
+    return digests[0]
 
 
 @contextlib.contextmanager

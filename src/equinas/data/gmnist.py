@@ -19,7 +19,8 @@ The transforms, keyed by name and applied in this fixed order:
     swap left and right within the top / bottom half only.
 
 All transforms except the data-side ``rot`` are pixel permutations, given by
-``grid_permutation``. Every transform other than ``rot`` is applied to an image with
+``grid_permutation`` (``equinas.groups.grid_permutations``, shared with AEN's networks).
+Every transform other than ``rot`` is applied to an image with
 probability 0.5; each image gets one static draw per transform (seeded per data set, split
 and transform, so adding a transform to the set leaves the other draws unchanged). Images
 are normalised with the MNIST constants (0.1307, 0.3081) for both data sets, as in AEN.
@@ -33,7 +34,7 @@ permutation and its inverse generate the same group and the same weight-tying or
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TypeVar
 
 import numpy as np
@@ -43,88 +44,21 @@ from equinas.data.mnist import NORMALISATION as MNIST_NORMALISATION
 from equinas.data.mnist import Dataset, load_mnist_arrays
 from equinas.data.rotation import rotate_nearest
 from equinas.data.splits import ImageSource, seeded_rng
-
-TRANSFORMS: tuple[str, ...] = (
-    "rot",
-    "hflip",
-    "vflip",
-    "htrans",
-    "vtrans",
-    *(f"scramble{k}" for k in range(1, 8)),
+from equinas.groups.grid_permutations import (  # noqa: F401  (re-exported: the transforms of G-MNIST)
+    ALIASES,
+    DATA_SHIFT,
+    NETWORK_STEP,
+    TRANSFORMS,
+    canonical_transforms,
+    grid_permutation,
+    inverse_permutation,
 )
-ALIASES = {f"sc{k}": f"scramble{k}" for k in range(1, 8)}
-DATA_SHIFT = 1
-NETWORK_STEP = 4
+
 APPLY_PROBABILITY = 0.5
 ROTATION_RANGE = (-180.0, 180.0)
 NORMALISATION = MNIST_NORMALISATION["mnist"]  # AEN uses the MNIST values for both data sets
 
-Coords = tuple[np.ndarray, np.ndarray]
 T = TypeVar("T", np.ndarray, torch.Tensor)
-
-
-def _quadrant_cycle(a: np.ndarray, b: np.ndarray, h: int) -> Coords:
-    top, left = a < h, b < h
-    rows = np.where(top & ~left, a + h, np.where(~top & left, a - h, a))
-    cols = np.where(top & left, b + h, np.where(~top & ~left, b - h, b))
-    return rows, cols
-
-
-# name -> (row, col, n, step) -> image position (row', col'); the scrambles need even n
-_MAPS: dict[str, Callable[[np.ndarray, np.ndarray, int, int], Coords]] = {
-    "rot": lambda a, b, n, s: (n - 1 - b, a),
-    "hflip": lambda a, b, n, s: (a, n - 1 - b),
-    "vflip": lambda a, b, n, s: (n - 1 - a, b),
-    "htrans": lambda a, b, n, s: (a, (b + s) % n),
-    "vtrans": lambda a, b, n, s: ((a + s) % n, b),
-    "scramble1": lambda a, b, n, s: _quadrant_cycle(a, b, n // 2),
-    "scramble2": lambda a, b, n, s: (a, (b + n // 2) % n),
-    "scramble3": lambda a, b, n, s: ((a + n // 2) % n, b),
-    "scramble4": lambda a, b, n, s: (np.where(b < n // 2, (a + n // 2) % n, a), b),
-    "scramble5": lambda a, b, n, s: (np.where(b >= n // 2, (a + n // 2) % n, a), b),
-    "scramble6": lambda a, b, n, s: (a, np.where(a < n // 2, (b + n // 2) % n, b)),
-    "scramble7": lambda a, b, n, s: (a, np.where(a >= n // 2, (b + n // 2) % n, b)),
-}
-
-
-def canonical_transforms(names: Iterable[str]) -> tuple[str, ...]:
-    """Validated names (aliases resolved, duplicates dropped) in the fixed application order."""
-    chosen = set()
-    for raw in names:
-        name = ALIASES.get(raw.strip(), raw.strip())
-        if name not in TRANSFORMS:
-            raise ValueError(
-                f"unknown G-MNIST transform {raw!r}; expected names from {', '.join(TRANSFORMS)} "
-                f"(aliases {', '.join(ALIASES)})"
-            )
-        chosen.add(name)
-    return tuple(name for name in TRANSFORMS if name in chosen)
-
-
-def grid_permutation(name: str, n: int, step: int = NETWORK_STEP) -> np.ndarray:
-    """The transform ``name`` as a permutation of the flat positions of an ``n x n`` grid.
-
-    Returns ``perm`` (int64 ``[n*n]``) with ``perm[p]`` the position that the pixel at flat
-    index ``p = row * n + col`` moves to. ``rot`` is the counter-clockwise quarter turn
-    (``torch.rot90(x, 1)``, the C4 generator of ``equinas.groups``), ``hflip`` is
-    ``x.flip(-1)``, ``vflip`` is ``x.flip(-2)``, ``htrans`` / ``vtrans`` move content right /
-    down by ``step`` (cyclically), the scrambles are described in the module docstring.
-    """
-    (name,) = canonical_transforms([name])
-    if n < 1:
-        raise ValueError(f"grid size must be positive, got {n}")
-    if name.startswith("scramble") and n % 2:
-        raise ValueError(f"{name} needs an even grid size, got {n}")
-    rows, cols = np.divmod(np.arange(n * n, dtype=np.int64), n)
-    new_rows, new_cols = _MAPS[name](rows, cols, n, step)
-    return (new_rows * n + new_cols).astype(np.int64)
-
-
-def inverse_permutation(perm: np.ndarray) -> np.ndarray:
-    """``inv`` with ``inv[perm[p]] = p``."""
-    inv = np.empty_like(perm)
-    inv[perm] = np.arange(perm.size, dtype=perm.dtype)
-    return inv
 
 
 def apply_grid_permutation(images: T, perm: np.ndarray) -> T:

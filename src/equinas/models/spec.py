@@ -14,7 +14,7 @@ subgroup it is constrained to. Layer kinds: ``regular`` (one ``group``), ``mixed
 ``equinas.models.layers`` (their settings go in ``options``). A layer's ``basis`` says how
 its kernels are parametrised (``equinas.nn.basis``): ``pixel`` or ``harmonic`` (band-limited,
 for exact equivariance of the kernels to 45-degree rotations); a layer without it is a pixel
-layer (the files of earlier versions). ``backbone`` picks it by the ambient group.
+layer (the files of earlier versions). ``equinas.models.backbone`` picks it by the ambient group.
 
 The ``backbone`` field says how the layers are wired. ``plain``: one block per layer, in a row.
 ``resnet``: layer 0 is the stem block; layers ``2j+1`` and ``2j+2`` are the two convolutions
@@ -31,15 +31,14 @@ second layer of a block (it pools the block's output), never inside a block.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from equinas.groups import PlanarGroup, parse_group, subgroups
+from equinas.groups import PlanarGroup, parse_group
 from equinas.models.errors import SpecError  # re-exported: ``from equinas.models.spec import SpecError``
 from equinas.models.layers import LAYER_KINDS
-from equinas.nn.basis import BASES, resolve_basis_name
+from equinas.nn.basis import BASES
 from equinas.nn.pooling import POOLS
 
 SCHEMA_VERSION = 2
@@ -106,6 +105,7 @@ class HeadSpec:
 class ArchSpec:
     """A whole network; see the module docstring for the JSON form.
 
+    >>> from equinas.models.backbone import backbone
     >>> spec = backbone("D4", widths=(8, 16), pools_after=(0,), kernel_size=3)
     >>> [(layer.group, layer.channels, layer.pool) for layer in spec.layers]
     [('D4', 8, True), ('D4', 16, False)]
@@ -297,122 +297,5 @@ class ArchSpec:
         return [layer.group if layer.group is not None else "mixed" for layer in self.layers]
 
 
-PAPER_POOLS = (2, 4)
-
-
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_layout(widths: Any, pools_after: Any) -> None:
-    """``widths`` positive integers, ``pools_after`` distinct indices of existing layers."""
-    if not widths:
-        raise SpecError("widths: a network needs at least one layer")
-    for i, width in enumerate(widths):
-        if not _is_int(width) or width < 1:
-            raise SpecError(
-                f"widths: expected positive integers (ambient channels per layer), got {width!r} "
-                f"for layer {i}"
-            )
-    last = len(widths) - 1
-    for index in pools_after:
-        if not _is_int(index) or not 0 <= index <= last:
-            raise SpecError(
-                f"pools_after: layer {index!r} does not exist; the {len(widths)} layers are 0..{last}"
-            )
-    if len(set(pools_after)) != len(pools_after):
-        raise SpecError(f"pools_after: a layer is listed twice in {tuple(pools_after)}")
-
-
-def _layer_blocks(widths: tuple[int, ...], network: str) -> list[int]:
-    """The entry of ``widths`` (and of ``pools_after``) each layer belongs to: one layer per entry
-    for ``plain``; for ``resnet`` one (the stem) for entry 0 and two for every other entry."""
-    if network == "plain":
-        return list(range(len(widths)))
-    if len(widths) < 2:
-        raise SpecError("widths: a resnet needs a stem and at least one residual block (two widths or more)")
-    return [0] + [b for b in range(1, len(widths)) for _ in range(2)]
-
-
-def backbone(
-    group: str | list[str],
-    *,
-    ambient: str = "D4",
-    widths: tuple[int, ...] = (16, 16, 16, 16, 32, 32, 32, 32),
-    pools_after: tuple[int, ...] | None = None,
-    kernel_size: int = 5,
-    basis: str = "auto",
-    in_channels: int = 1,
-    num_classes: int = 10,
-    kind: str = "regular",
-    width_rule: str = "channels",
-    hidden: int | None = 64,
-    options: dict[str, Any] | None = None,
-    backbone: str = "plain",
-) -> ArchSpec:
-    """The paper's MNIST backbone (8 blocks of 16,16,16,16,32,32,32,32 D4 fields, kernel 5), or
-    its residual counterpart.
-
-    ``widths`` has one entry per block. ``backbone='plain'``: a block is one layer.
-    ``backbone='resnet'``: entry 0 is the stem (one layer), every other entry a residual block
-    of two layers of that width (identity skip when the width is kept, a 1x1 projection
-    otherwise), so there are ``2 * len(widths) - 1`` layers. 2x2 max pools follow the blocks
-    listed in ``pools_after`` (28 -> 14 -> 7 keeps rotations exact: pooling even sizes
-    commutes with every element of D4, strided convolutions do not); the default ``None`` is
-    the paper's ``(2, 4)``, less the blocks a shorter network lacks.
-
-    ``group`` is one group for every layer or one per layer; ``kind='mixed'`` builds a
-    [G]-mixed network over the whole lattice of ``ambient``. ``width_rule`` keeps widths
-    comparable across groups: ``'channels'`` keeps ``channels*|ambient|`` conv channels
-    (the paper's rule; parameters grow as |ambient|/|H|), ``'params'`` scales each layer's
-    ambient channels by ``sqrt(|H|/|ambient|)`` so parameter counts stay about equal.
-    ``widths`` must be positive and an explicit ``pools_after`` must name existing blocks
-    (``SpecError``); ``ArchSpec.check_input_size`` checks the pools against an image size.
-    ``basis`` parametrises every kernel (``pixel``, ``harmonic`` or ``auto``: harmonic for
-    ambient groups with 45-degree-like elements, see ``equinas.nn.basis``).
-    """
-    amb = parse_group(ambient)
-    try:
-        basis = resolve_basis_name(basis, amb)
-    except ValueError as err:
-        raise SpecError(f"basis: {err}") from None
-    if backbone not in BACKBONES:
-        raise SpecError(f"backbone: expected one of {BACKBONES}, got {backbone!r}")
-    if pools_after is None:
-        pools_after = tuple(i for i in PAPER_POOLS if i < len(widths))
-    _check_layout(widths, pools_after)
-    block_of = _layer_blocks(tuple(widths), backbone)
-    per_layer = [group] * len(block_of) if isinstance(group, str) else list(group)
-    if len(per_layer) != len(block_of):
-        raise SpecError(f"{len(per_layer)} groups for {len(block_of)} layers")
-    if width_rule not in ("channels", "params"):
-        raise SpecError(f"width_rule: expected 'channels' or 'params', got {width_rule!r}")
-    layers = []
-    for i, (name, block) in enumerate(zip(per_layer, block_of, strict=True)):
-        if kind == "mixed":
-            g_kwargs: dict[str, Any] = {"groups": tuple(str(h) for h in subgroups(amb))}
-            scale = 1.0
-        else:
-            g_kwargs = {"group": name}
-            order = parse_group(name, ambient=amb).order
-            scale = math.sqrt(order / amb.order) if width_rule == "params" else 1.0
-        last_of_block = i + 1 == len(block_of) or block_of[i + 1] != block
-        layers.append(
-            LayerSpec(
-                channels=max(1, round(widths[block] * scale)),
-                kind=kind,
-                kernel_size=kernel_size,
-                basis=basis,
-                pool=last_of_block and block in pools_after,
-                options=dict(options or {}),
-                **g_kwargs,
-            )
-        )
-    return ArchSpec(
-        layers=tuple(layers),
-        ambient=ambient,
-        in_channels=in_channels,
-        num_classes=num_classes,
-        head=HeadSpec(hidden=hidden),
-        backbone=backbone,
-    )

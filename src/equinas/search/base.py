@@ -16,49 +16,11 @@ from tqdm.auto import tqdm
 
 from equinas.data.task import TaskData
 from equinas.execution import Executor
-from equinas.models import ArchSpec, backbone
+from equinas.models import ArchSpec, BackboneSettings
 from equinas.search.evaluate import CandidateJob, candidate_seed, run_candidate
 from equinas.search.records import CandidateRecord, RunDirectory
 from equinas.train import TrainConfig
 from equinas.train.cost import Cost
-
-
-@dataclass(frozen=True)
-class BackboneSettings:
-    """The network family searched over (defaults: the paper's MNIST backbone, D4 ambient).
-
-    ``backbone``: ``plain`` (one layer per entry of ``widths``) or ``resnet`` (a stem, then a
-    residual block of two layers per further entry; see ``equinas.models.backbone``).
-    """
-
-    ambient: str = "D4"
-    widths: tuple[int, ...] = (16, 16, 16, 16, 32, 32, 32, 32)
-    pools_after: tuple[int, ...] = (2, 4)
-    kernel_size: int = 5
-    basis: str = "auto"
-    hidden: int | None = 64
-    width_rule: str = "channels"
-    backbone: str = "plain"
-
-    def spec(
-        self, data: TaskData, group: str | Sequence[str], kind: str = "regular", **options: Any
-    ) -> ArchSpec:
-        """The backbone with ``group`` (one name or one per layer) and layer ``kind``."""
-        return backbone(
-            group if isinstance(group, str) else list(group),
-            ambient=self.ambient,
-            widths=self.widths,
-            pools_after=self.pools_after,
-            kernel_size=self.kernel_size,
-            basis=self.basis,
-            in_channels=data.in_channels,
-            num_classes=data.num_classes,
-            kind=kind,
-            width_rule=self.width_rule,
-            hidden=self.hidden,
-            options=options or None,
-            backbone=self.backbone,
-        )
 
 
 @dataclass

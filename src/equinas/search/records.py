@@ -24,9 +24,9 @@ from typing import Any
 
 import torch
 
+from equinas.atomic import atomic_write, atomic_write_text, remove_stale_temp_files_under
 from equinas.train.config import RESULT_NEUTRAL
 from equinas.train.cost import Cost
-from equinas.train.files import atomic_write, atomic_write_text, remove_stale_temp_files_under
 
 STATUS_OK = "ok"
 STATUS_DIVERGED = "diverged"

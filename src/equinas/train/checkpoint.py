@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 
+from equinas.atomic import atomic_write
 from equinas.train.config import RESUMABLE_CHANGES, TrainConfig
-from equinas.train.files import atomic_write
 
 CHECKPOINT_NAME = "checkpoint.pt"
 FORMAT_VERSION = 1

@@ -1,12 +1,12 @@
-"""``TrainConfig``: every setting of a training run, validated, and round-trippable via dicts."""
+"""``TrainConfig``: every setting of a training run, declared, validated, and round-trippable via dicts."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 from typing import Any
 
 from equinas.nn.choices import MEMORY_FORMATS
+from equinas.settings import Settings, setting
 from equinas.train.augment import parse_augment
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -23,8 +23,16 @@ RESUMABLE_CHANGES = frozenset(
 RESULT_NEUTRAL = frozenset({"log_every", "eval_every"})
 
 
+def _augment(value: Any) -> str | None:
+    """``"rot"`` or a group name; ``"none"`` is stored as ``None`` (left out of dicts)."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string or None, got {value!r}")
+    parse_augment(value)
+    return None if value == "none" else value
+
+
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Settings):
     """Settings of one training run. Construction validates every field (``ValueError``).
 
     ``epochs`` may be fractional: the run takes ``ceil(epochs * batches_per_epoch)`` steps, so
@@ -51,63 +59,74 @@ class TrainConfig:
     as they are (see ``equinas.train.augment``).
     """
 
-    epochs: float = 10.0
-    batch_size: int = 64
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    scheduler: str = "none"
-    step_size: int = 30
-    gamma: float = 0.1
-    warmup_epochs: float = 0.0
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = False
-    amp_dtype: str = "auto"
-    grad_clip: float | None = None
-    eval_batch_size: int = 128
-    num_threads: int | None = None
-    arch_lr: float = 0.0
-    arch_weight_decay: float = 0.0
-    arch_betas: tuple[float, float] = (0.5, 0.999)
-    arch_every: int = 1
-    arch_warmup_epochs: float = 0.0
-    log_every: int = 50
-    bn_recalibration: int = 0
-    eval_every: int = 1
-    memory_format: str = "auto"
-    augment: str | None = None
-
-    def __post_init__(self) -> None:
-        check = _Checker(self)
-        check.real("epochs", low=0.0, low_open=True)
-        check.integer("batch_size", low=1)
-        check.choice("optimizer", OPTIMIZERS)
-        check.real("lr", low=0.0, low_open=True)
-        check.real("momentum", low=0.0, high=1.0)
-        check.real("weight_decay", low=0.0)
-        check.choice("scheduler", SCHEDULERS)
-        check.integer("step_size", low=1)
-        check.real("gamma", low=0.0, high=1.0, low_open=True, high_closed=True)
-        check.real("warmup_epochs", low=0.0)
-        check.integer("seed", low=0, high=2**32 - 1)
-        check.choice("device", DEVICES)
-        check.boolean("amp")
-        check.choice("amp_dtype", AMP_DTYPES)
-        check.real("grad_clip", low=0.0, low_open=True, optional=True)
-        check.integer("eval_batch_size", low=1)
-        check.integer("num_threads", low=1, optional=True)
-        check.real("arch_lr", low=0.0)
-        check.real("arch_weight_decay", low=0.0)
-        check.betas("arch_betas")
-        check.integer("arch_every", low=1)
-        check.real("arch_warmup_epochs", low=0.0)
-        check.integer("log_every", low=0)
-        check.integer("bn_recalibration", low=0)
-        check.integer("eval_every", low=1)
-        check.choice("memory_format", MEMORY_FORMATS)
-        check.augment("augment")
+    epochs: float = setting(
+        2.0,
+        above=0,
+        help="epochs per network (fractions allowed; the budget unit); for equinas_e the budget of a "
+        "whole lineage",
+    )
+    batch_size: int = setting(64, at_least=1, help="training batch size")
+    optimizer: str = setting("adam", choices=OPTIMIZERS, help="weight optimizer")
+    lr: float = setting(1e-3, above=0, help="learning rate")
+    momentum: float = setting(0.9, at_least=0, below=1, help="momentum of sgd")
+    weight_decay: float = setting(0.0, at_least=0, help="L2 weight decay")
+    scheduler: str = setting("none", choices=SCHEDULERS, help="learning-rate schedule (per step)")
+    step_size: int = setting(
+        30, at_least=1, flag="lr-step-size", help="epochs between the lr steps of --scheduler step"
+    )
+    gamma: float = setting(
+        0.1, above=0, at_most=1, flag="lr-gamma", help="lr factor of every step of --scheduler step"
+    )
+    warmup_epochs: float = setting(
+        0.0, at_least=0, flag="lr-warmup-epochs", help="epochs of linear learning-rate warmup"
+    )
+    seed: int = setting(0, at_least=0, at_most=2**32 - 1, help="random seed")
+    device: str = setting("auto", choices=DEVICES, help="auto (cuda when available), cpu or cuda")
+    amp: bool = setting(False, help="mixed precision (CUDA only)")
+    amp_dtype: str = setting(
+        "auto", choices=AMP_DTYPES, help="autocast type of --amp (auto: bfloat16 where the GPU has it)"
+    )
+    grad_clip: float | None = setting(
+        None, above=0, help="clip the gradient norm of every weight step to this value (none: off)"
+    )
+    eval_batch_size: int = setting(128, at_least=1, help="batch size of evaluations")
+    num_threads: int | None = setting(None, at_least=1, flag="threads", help="torch CPU threads")
+    arch_lr: float = setting(
+        0.0, at_least=0, help="Adam lr of bilevel architecture steps (0: no architecture steps)"
+    )
+    arch_weight_decay: float = setting(0.0, at_least=0, help="weight decay of the architecture steps")
+    arch_betas: tuple[float, float] = setting(
+        (0.5, 0.999), at_least=0, below=1, help="Adam betas of the architecture steps"
+    )
+    arch_every: int = setting(1, at_least=1, help="one architecture step after every N-th weight step")
+    arch_warmup_epochs: float = setting(0.0, at_least=0, help="epochs of weight training before arch steps")
+    log_every: int = setting(50, at_least=0, help="log every N steps (0: no step logs)")
+    bn_recalibration: int = setting(
+        16,
+        at_least=0,
+        metavar="BATCHES",
+        help="re-estimate batch-norm statistics on this many train batches before each evaluation (0: off)",
+    )
+    eval_every: int = setting(
+        1,
+        at_least=1,
+        metavar="EPOCHS",
+        help="validate after every EPOCHS-th epoch and the last (fewer validations, same results)",
+    )
+    memory_format: str = setting(
+        "auto",
+        choices=MEMORY_FORMATS,
+        help="layout of feature maps: channels_last, contiguous (NCHW), or auto: the faster one for "
+        "the device (channels_last on CPU, NCHW on GPUs); results agree to float rounding",
+    )
+    augment: str | None = setting(
+        None,
+        check=_augment,
+        metavar="KIND",
+        help="training-time augmentation: 'none'; a group (e.g. D4, C4, D1): each training image moved by "
+        "a random element (exact for multiples of 90 degrees and mirrors); or 'rot': random continuous "
+        "rotations (bilinear). Recorded in the run; a resume must use the same",
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/TOML types; unset (``None``) fields are left out, tuples become lists."""
@@ -129,86 +148,3 @@ class TrainConfig:
                 f"unknown TrainConfig key(s): {', '.join(unknown)}; known keys: {', '.join(sorted(known))}"
             )
         return cls(**values)
-
-
-class _Checker:
-    """Validates and normalises (int -> float, list -> tuple) fields of a frozen config."""
-
-    def __init__(self, config: TrainConfig) -> None:
-        self.config = config
-
-    def _fail(self, name: str, expected: str) -> None:
-        value = getattr(self.config, name)
-        raise ValueError(f"TrainConfig.{name} must be {expected}, got {value!r}")
-
-    def _set(self, name: str, value: Any) -> None:
-        object.__setattr__(self.config, name, value)
-
-    def real(
-        self,
-        name: str,
-        *,
-        low: float,
-        high: float = math.inf,
-        low_open: bool = False,
-        high_closed: bool = False,
-        optional: bool = False,
-    ) -> None:
-        value = getattr(self.config, name)
-        if value is None and optional:
-            return
-        left = "(" if low_open else "["
-        right = "]" if high_closed else ")"
-        expected = f"a finite number in {left}{low}, {high}{right}"
-        if optional:
-            expected += " or None"
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self._fail(name, expected)
-        value = float(value)
-        too_low = value <= low if low_open else value < low
-        too_high = value > high if high_closed else value >= high
-        if not math.isfinite(value) or too_low or too_high:
-            self._fail(name, expected)
-        self._set(name, value)
-
-    def integer(self, name: str, *, low: int, high: int | None = None, optional: bool = False) -> None:
-        value = getattr(self.config, name)
-        if value is None and optional:
-            return
-        expected = f"an integer >= {low}" + (f" and <= {high}" if high is not None else "")
-        if optional:
-            expected += " or None"
-        if isinstance(value, bool) or not isinstance(value, int):
-            self._fail(name, expected)
-        if value < low or (high is not None and value > high):
-            self._fail(name, expected)
-
-    def boolean(self, name: str) -> None:
-        if not isinstance(getattr(self.config, name), bool):
-            self._fail(name, "a bool")
-
-    def choice(self, name: str, options: tuple[str, ...]) -> None:
-        if getattr(self.config, name) not in options:
-            self._fail(name, "one of " + ", ".join(repr(o) for o in options))
-
-    def augment(self, name: str) -> None:
-        """``None``, ``"rot"`` or a group name; ``"none"`` is stored as ``None`` (left out of dicts)."""
-        value = getattr(self.config, name)
-        if value is not None and not isinstance(value, str):
-            self._fail(name, "a string or None")
-        try:
-            parse_augment(value)
-        except ValueError as err:
-            raise ValueError(f"TrainConfig.{name}: {err}") from None
-        if value == "none":
-            self._set(name, None)
-
-    def betas(self, name: str) -> None:
-        value = getattr(self.config, name)
-        expected = "two numbers in [0, 1)"
-        if not isinstance(value, tuple | list) or len(value) != 2:
-            self._fail(name, expected)
-        for beta in value:
-            if isinstance(beta, bool) or not isinstance(beta, int | float) or not 0 <= beta < 1:
-                self._fail(name, expected)
-        self._set(name, (float(value[0]), float(value[1])))

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from equinas.atomic import remove_stale_temp_files
 from equinas.data.task import Split, TaskData
 from equinas.nn.layout import set_memory_format
 from equinas.train import hooks
@@ -29,7 +30,6 @@ from equinas.train.checkpoint import (
 )
 from equinas.train.config import TrainConfig
 from equinas.train.evaluate import evaluate
-from equinas.train.files import remove_stale_temp_files
 from equinas.train.norm_stats import recalibrate_batch_norm
 from equinas.train.optim import LRSchedule, build_arch_optimizer, build_optimizer
 from equinas.train.rng import (

@@ -1,90 +1,16 @@
-"""Crash-safe file writes: a file is either its old content or its complete new content."""
+"""Checks that a folder or file can be written, and the atomic writers (``equinas.atomic``)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import re
-import secrets
-from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import BinaryIO
 
-_TEMP_SUFFIX = ".tmp"
-_TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{16}\.tmp")
-
-
-def _temp_prefix(path: Path) -> str:
-    return f".{path.name}."
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
-    """Call ``write`` on a temp file next to ``path``, flush and fsync it, then ``os.replace``.
-
-    The file gets the permissions of a normally created file (0666 less the umask). On any
-    exception the temp file is removed and ``path`` is left untouched.
-    """
-    path = Path(path)
-    fd, temp_name = _create_temp(path)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp_name)
-        raise
-    _fsync_directory(path.parent)
-
-
-def _create_temp(path: Path) -> tuple[int, str]:
-    """A new, uniquely named temp file next to ``path``, created with mode 0666 less the
-    umask (like any other new file; ``tempfile.mkstemp`` would make it 0600)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    while True:
-        name = os.path.join(path.parent, f"{_temp_prefix(path)}{secrets.token_hex(8)}{_TEMP_SUFFIX}")
-        try:
-            return os.open(name, flags, 0o666), name
-        except FileExistsError:
-            continue
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """``atomic_write`` of UTF-8 text."""
-    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
-
-
-def remove_stale_temp_files(path: str | os.PathLike) -> None:
-    """Delete temp files that ``atomic_write(path, ...)`` left when its process was killed."""
-    path = Path(path)
-    _unlink_all(path.parent.glob(f"{_temp_prefix(path)}*{_TEMP_SUFFIX}"))
-
-
-def remove_stale_temp_files_under(directory: str | os.PathLike) -> None:
-    """Delete every temp file that a killed ``atomic_write`` left anywhere below ``directory``
-    (only names of the form ``.<name>.<16 hex digits>.tmp``; other files are never touched)."""
-    _unlink_all(p for p in Path(directory).rglob(f".*{_TEMP_SUFFIX}") if _TEMP_NAME.fullmatch(p.name))
-
-
-def _unlink_all(paths: Iterable[Path]) -> None:
-    for stale in list(paths):
-        with contextlib.suppress(FileNotFoundError):
-            stale.unlink()
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Persist the rename itself (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)
+from equinas.atomic import (  # noqa: F401  (re-exported: the writers of the training engine)
+    atomic_write,
+    atomic_write_text,
+    remove_stale_temp_files,
+    remove_stale_temp_files_under,
+)
 
 
 def directory_problem(path: str | os.PathLike) -> str | None:

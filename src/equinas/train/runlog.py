@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from equinas.train.files import atomic_write_text, remove_stale_temp_files
+from equinas.atomic import atomic_write_text, remove_stale_temp_files
 
 LOG_NAME = "log.jsonl"
 SUMMARY_NAME = "summary.json"
