@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from conftest import synthetic_task
-from equinas.cli import build_parser, train_config
+from equinas.cli import build_parser
+from equinas.cli.common import train_config
 from equinas.data import Split
 from equinas.groups import act_on_images, parse_group
 from equinas.train import TrainConfig, train

@@ -182,11 +182,12 @@ def test_cli_import_help_and_task_list_need_no_torch(argv: list[str]) -> None:
 
 
 def test_cli_memory_format_option() -> None:
-    from equinas.cli import build_parser, train_config
+    from equinas.cli import build_parser
+    from equinas.cli.common import train_config
 
-    args = build_parser(methods=False).parse_args(["train", "--task", "t", "--memory-format", "contiguous"])
+    args = build_parser(only="train").parse_args(["train", "--task", "t", "--memory-format", "contiguous"])
     assert train_config(args).memory_format == "contiguous"
-    default = build_parser(methods=False).parse_args(["train", "--task", "t"])
+    default = build_parser(only="train").parse_args(["train", "--task", "t"])
     assert train_config(default).memory_format == "auto"
     search = build_parser().parse_args(["search", "fixed", "--task", "t", "--memory-format", "channels_last"])
     assert train_config(search).memory_format == "channels_last"

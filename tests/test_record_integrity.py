@@ -155,16 +155,37 @@ def test_a_corrupt_state_file_is_named(tmp_path) -> None:
         run.load_state("g00-000")
 
 
-def test_train_records_what_ran_for_equinas_e(tmp_path) -> None:
-    from equinas.cli import lineage_budget
+def test_equinas_e_splits_its_lineage_budget_in_the_library() -> None:
+    from equinas.search.equinas_e import EquiNASESettings
 
-    assert lineage_budget({"generations": 3}, 8.0)["epochs_per_generation"] == 2.0
-    assert lineage_budget({"generations": 3, "initial_epochs": 2.0}, 8.0)["epochs_per_generation"] == 2.0
-    assert lineage_budget({"epochs_per_generation": 0.25}, None)["epochs_per_generation"] == 0.25
-    with pytest.raises(ValueError, match="not both"):
-        lineage_budget({"epochs_per_generation": 0.25}, 2.0)
-    settings = dataclasses.asdict(make_method("equinas_e", **lineage_budget({}, 2.0)).settings)
-    assert settings["epochs_per_generation"] * (settings["generations"] + 1) == 2.0
+    def per_generation(epochs: float, **settings) -> float:
+        return EquiNASESettings(**settings).for_lineage(epochs).epochs_per_generation
+
+    assert per_generation(8.0, generations=3) == 2.0
+    assert per_generation(8.0, generations=3, initial_epochs=2.0) == 2.0
+    assert per_generation(8.0, epochs_per_generation=0.25) == 0.25  # a per-candidate budget wins
+    assert per_generation(2.0) * (EquiNASESettings.generations + 1) == 2.0
+    with pytest.raises(ValueError, match="initial_epochs: 2 leaves nothing"):
+        per_generation(2.0, initial_epochs=2.0)
+    with pytest.raises(ValueError, match=r"^EquiNASESettings.generations: expected an integer >= 0, got -1$"):
+        make_method("equinas_e", generations=-1)
+
+
+def test_run_search_records_the_resolved_lineage_budget(tmp_path) -> None:
+    ctx = SearchContext(
+        "synthetic",
+        synthetic_task(n_train=32, n_val=16, n_test=16),
+        BackboneSettings(widths=(1,), pools_after=(), kernel_size=3, hidden=None),
+        TrainConfig(epochs=0.5, batch_size=16, bn_recalibration=0, num_threads=1),
+        LocalExecutor(),
+        RunDirectory(tmp_path / "run"),
+        progress=False,
+    )
+    run_search(make_method("equinas_e", generations=1, population=1, children_per_parent=1), ctx)
+    meta = json.loads((tmp_path / "run" / "search.json").read_text())
+    assert meta["settings"]["epochs_per_generation"] == meta["train"]["epochs"] == 0.25
+    records = RunDirectory(tmp_path / "run").records()
+    assert {r.epochs for r in records} == {0.25} and max(r.lineage_epochs for r in records) == 0.5
 
 
 def test_train_resume_with_other_data_is_refused(tmp_path) -> None:

@@ -3,7 +3,7 @@
 A settings class is a frozen dataclass deriving from ``Settings`` whose fields come from
 ``setting(default, help=..., ...)``. Constructing one checks every field against its
 declaration -- the type from the annotation (``int``, ``float``, ``str``, ``bool``,
-``tuple[T, ...]``, ``tuple[T, T]``, ``dict``, each optionally ``| None``), the bounds
+``tuple[T, ...]``, ``tuple[T, T]``, ``dict`` (its numbers finite), each optionally ``| None``), the bounds
 (``at_least``, ``above``, ``at_most``, ``below``; for tuples, of every item), the ``choices``
 and a custom ``check`` -- normalises it (``int -> float`` for float fields, lists to tuples),
 then runs the class's ``check()`` for rules that join several fields. A bad value raises the
@@ -39,7 +39,9 @@ class Declaration:
     ``check(value) -> value`` replaces the type check (it raises ``ValueError`` with what it
     expected and returns the normalised value). ``subgroups`` marks group names that must be
     subgroups of the ambient group (checked by ``equinas.search.validation`` once the
-    backbone is known); ``within`` names the field whose group must contain them.
+    backbone is known); ``within`` names the field whose group must contain them. A method's
+    setting with the option of a ``TrainConfig`` field, or naming it in ``replaces``, stands
+    for that field: the method's command shows this option instead of that one.
     """
 
     help: str
@@ -53,6 +55,7 @@ class Declaration:
     metavar: str | None = None
     subgroups: bool = False
     within: str | None = None
+    replaces: str | None = None
 
     def bounds_text(self) -> str:
         parts = [
@@ -186,8 +189,8 @@ def _scalar(value: Any, base: type, decl: Declaration) -> tuple[bool, Any]:
         value = float(value) if ok else value
     elif base is str:
         ok = isinstance(value, str)
-    else:  # dict: numbers inside must be finite
-        ok = isinstance(value, dict) and all(not _is_real(v) or math.isfinite(v) for v in value.values())
+    else:
+        ok = isinstance(value, dict)
     if ok and decl.choices is not None:
         ok = value in decl.choices
     return ok, value
@@ -211,13 +214,17 @@ def checked_value(vtype: ValueType, decl: Declaration, value: Any) -> Any:
     ok, value = _scalar(value, vtype.base, decl)
     if not ok:
         raise ValueError(expected)
+    if vtype.base is dict:
+        for key, item in value.items():
+            if _is_real(item) and not math.isfinite(item):
+                raise ValueError(f"{key}={item!r} is not a finite number")
     return value
 
 
-def check_fields(settings: Any, error: type[ValueError] = ValueError, label: str | None = None) -> None:
+def check_fields(settings: Any, error: type[ValueError] = ValueError) -> None:
     """Check and normalise every declared field of the frozen dataclass ``settings`` in place;
-    ``error`` naming ``<label>.<field>`` (label: the class name) for the first bad one."""
-    owner = label or type(settings).__name__
+    ``error`` naming ``<label>.<field>`` (``label_of``) for the first bad one."""
+    owner = label_of(settings)
     for f, vtype, decl in declared_fields(type(settings)):
         if decl is None:
             continue
@@ -238,7 +245,7 @@ class Settings:
     owner_label: ClassVar[str | None] = None
 
     def __post_init__(self) -> None:
-        check_fields(self, self.error_type, self.owner_label)
+        check_fields(self, self.error_type)
         self.check()
 
     def check(self) -> None:
@@ -246,16 +253,30 @@ class Settings:
 
     def fail(self, name: str, message: str) -> ValueError:
         """The error for field ``name``: ``<label>.<name>: <message>``."""
-        return self.error_type(f"{self.owner_label or type(self).__name__}.{name}: {message}")
+        return self.error_type(f"{label_of(self)}.{name}: {message}")
 
 
-def same_as(cls: type, name: str, **changes: Any) -> Any:
-    """A new field declared like field ``name`` of settings class ``cls`` (its default and
-    declaration, with ``changes`` to the declaration): one declaration serves two classes."""
+def odd_size(value: Any) -> int:
+    """A positive odd integer (a kernel size); the ``check`` of such fields."""
+    if not _is_int(value) or value < 1 or value % 2 == 0:
+        raise ValueError(f"expected a positive odd integer, got {value!r}")
+    return value
+
+
+def same_as(cls: type, name: str, default: Any = dataclasses.MISSING, **changes: Any) -> Any:
+    """A new field declared like field ``name`` of settings class ``cls``: its default (or
+    ``default``) and its declaration with ``changes``, so one declaration serves two classes."""
     f = next(f for f in dataclasses.fields(cls) if f.name == name)
     decl = declaration(f)
     if decl is None:
         raise TypeError(f"{cls.__name__}.{name} is not a declared setting")
     values = {k.name: getattr(decl, k.name) for k in dataclasses.fields(decl)}
+    if default is not dataclasses.MISSING:
+        return setting(default, **{**values, **changes})
     factory = None if f.default_factory is dataclasses.MISSING else f.default_factory
     return setting(f.default, factory=factory, **{**values, **changes})
+
+
+def label_of(settings: Any) -> str:
+    """The name that prefixes a settings object's fields in messages (``TrainConfig``, ``lps``)."""
+    return getattr(settings, "owner_label", None) or type(settings).__name__

@@ -18,6 +18,7 @@ _SOURCES = {
     "describe_task": "registry",
     "load_task": "registry",
     "prepare_task": "registry",
+    "DataSettings": "settings",
     "Split": "task",
     "TaskData": "task",
 }

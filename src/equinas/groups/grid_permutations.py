@@ -55,9 +55,11 @@ _MAPS: dict[str, Callable[[np.ndarray, np.ndarray, int, int], Coords]] = {
 
 def canonical_transforms(names: Iterable[str]) -> tuple[str, ...]:
     """Validated names (aliases resolved, duplicates dropped) in the fixed application order."""
+    if isinstance(names, str) or not isinstance(names, Iterable):
+        raise ValueError(f"expected a list of G-MNIST transform names, got {names!r}")
     chosen = set()
     for raw in names:
-        name = ALIASES.get(raw.strip(), raw.strip())
+        name = ALIASES.get(raw.strip(), raw.strip()) if isinstance(raw, str) else raw
         if name not in TRANSFORMS:
             raise ValueError(
                 f"unknown G-MNIST transform {raw!r}; expected names from {', '.join(TRANSFORMS)} "

@@ -37,6 +37,7 @@ from equinas.groups.grid_permutations import NETWORK_STEP, canonical_transforms,
 from equinas.models.registry import register_family
 from equinas.models.spec import SpecError
 from equinas.nn.orbits import OrbitTiedLinear
+from equinas.settings import Settings, setting
 
 FAMILY = "aen_fc"
 
@@ -111,15 +112,21 @@ class EQNet(nn.Module):
 
 
 @dataclass(frozen=True)
-class AENSpec:
-    """The validated body of an ``"aen_fc"`` spec (everything but ``"family"``)."""
+class AENSpec(Settings):
+    """The validated body of an ``"aen_fc"`` spec (everything but ``"family"``); bad values
+    raise ``SpecError`` naming ``aen_fc.<field>``."""
 
-    equivariances: tuple[str, ...] = ()
-    num_classes: int = 10
-    input_grid: int = 28
-    hidden_grid: int = 20
-    step: int = NETWORK_STEP
-    reference_quirks: bool = False
+    error_type = SpecError
+    owner_label = FAMILY
+
+    equivariances: tuple[str, ...] = setting(
+        (), check=canonical_transforms, help="G-MNIST transforms imposed on both hidden layers"
+    )
+    num_classes: int = setting(10, at_least=1, help="classes of the dense head")
+    input_grid: int = setting(28, at_least=1, help="side of the square input images")
+    hidden_grid: int = setting(20, at_least=1, help="side of the square hidden grids")
+    step: int = setting(NETWORK_STEP, at_least=1, help="shift of htrans/vtrans on the grids")
+    reference_quirks: bool = setting(False, help="reproduce AEN's code (scalar biases after the ReLU)")
 
     @classmethod
     def from_dict(cls, body: dict[str, Any]) -> AENSpec:
@@ -129,18 +136,7 @@ class AENSpec:
             raise SpecError(f"{FAMILY}: unknown key(s) {unknown}; known: {sorted(known)}")
         if "equivariances" not in body:
             raise SpecError(f"{FAMILY}: 'equivariances' (a list of G-MNIST transform names) is required")
-        values = dict(body)
-        try:
-            values["equivariances"] = canonical_transforms(body["equivariances"])
-        except ValueError as err:
-            raise SpecError(f"{FAMILY}: {err}") from None
-        for key in ("num_classes", "input_grid", "hidden_grid", "step"):
-            value = values.get(key, getattr(cls, key))
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise SpecError(f"{FAMILY}: {key} must be a positive integer, got {value!r}")
-        if not isinstance(values.get("reference_quirks", False), bool):
-            raise SpecError(f"{FAMILY}: reference_quirks must be a bool, got {values['reference_quirks']!r}")
-        return cls(**values)
+        return cls(**body)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from equinas.groups import parse_group, subgroups
@@ -17,7 +18,7 @@ from equinas.models.errors import SpecError
 from equinas.models.spec import BACKBONES, ArchSpec, HeadSpec, LayerSpec
 from equinas.nn.basis import resolve_basis_name
 from equinas.nn.choices import BASIS_CHOICES
-from equinas.settings import Settings, setting
+from equinas.settings import Settings, odd_size, setting
 
 PAPER_POOLS = (2, 4)
 WIDTH_RULES = ("channels", "params")
@@ -82,7 +83,7 @@ class BackboneSettings(Settings):
         None,
         help="blocks followed by a 2x2 max pool (default: 2,4, less the blocks a shorter network lacks)",
     )
-    kernel_size: int = setting(5, at_least=1, help="kernel size of every conv (odd)")
+    kernel_size: int = setting(5, check=odd_size, help="kernel size of every conv (odd)")
     basis: str = setting(
         "auto",
         choices=BASIS_CHOICES,
@@ -210,3 +211,11 @@ def backbone(
     return BackboneSettings(**layout).build(
         group, in_channels=in_channels, num_classes=num_classes, kind=kind, options=options
     )
+
+
+def named_spec(arch: str, settings: BackboneSettings, data: TaskShape) -> ArchSpec:
+    """The network ``arch`` names: a spec JSON file, ``"mixed"`` (the backbone of [G]-mixed layers
+    over the ambient lattice) or a group name for every layer of the backbone."""
+    if arch.endswith(".json") or Path(arch).is_file():
+        return ArchSpec.load(arch)
+    return settings.spec(data, "C1", kind="mixed") if arch == "mixed" else settings.spec(data, arch)

@@ -29,7 +29,7 @@ Spec (``backbone`` required; it is any model spec, e.g. ``ArchSpec.to_dict()``):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -40,6 +40,7 @@ from equinas.groups import PlanarGroup, act_on_images, parse_group
 from equinas.models.registry import build_model, describe_layers, register_family
 from equinas.models.spec import SpecError, family_body
 from equinas.nn import GroupBatchNorm, GroupConv, LiftingConv, SpatialPool
+from equinas.settings import Settings, odd_size, setting
 
 FAMILY = "lps"
 EVAL_MODES = ("exact", "sample")
@@ -165,51 +166,38 @@ def gumbel_draw(
     return chosen, relaxed.gather(-1, chosen[..., None])[..., 0]
 
 
-@dataclass(frozen=True)
-class LPSSpec:
-    """The validated body of an ``"lps"`` spec (everything but ``"family"``)."""
+def _group_name(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a group name, got {value!r}")
+    parse_group(value)
+    return value
 
-    backbone: dict[str, Any] = field(default_factory=dict)
-    ambient: str = "D4"
-    in_channels: int = 1
-    pnet_channels: int = 4
-    pnet_kernel: int = 5
-    train_samples: int = 1
-    temperature: float = 1.0
-    estimator: str = "straight_through"
-    eval_mode: str = "exact"
-    eval_samples: int = 8
-    noise_seed: int = 0
+
+@dataclass(frozen=True)
+class LPSSpec(Settings):
+    """The validated body of an ``"lps"`` spec (everything but ``"family"``); bad values raise
+    ``SpecError`` naming ``lps.<field>``."""
+
+    error_type = SpecError
+    owner_label = FAMILY
+
+    backbone: dict[str, Any] = setting(factory=dict, help="the spec of the network phi")
+    ambient: str = setting("D4", check=_group_name, help="the group G symmetrized over")
+    in_channels: int = setting(1, at_least=1, help="image channels")
+    pnet_channels: int = setting(4, at_least=1, help="fields of the G-CNN p")
+    pnet_kernel: int = setting(5, check=odd_size, help="kernel size of the G-CNN p (odd)")
+    train_samples: int = setting(1, at_least=1, help="Gumbel draws per image in training")
+    temperature: float = setting(1.0, above=0, help="temperature of p's softmax")
+    estimator: str = setting("straight_through", choices=ESTIMATORS, help="gradient estimator for p")
+    eval_mode: str = setting(
+        "exact", choices=EVAL_MODES, help="exact: the sum over the group; sample: a mean over draws"
+    )
+    eval_samples: int = setting(8, at_least=1, help="draws per image with --eval-mode sample")
+    noise_seed: int = setting(0, at_least=0, help="seed of the evaluation draws")
 
     @classmethod
     def from_dict(cls, body: dict[str, Any]) -> LPSSpec:
-        body = family_body(cls, body, FAMILY, "backbone", "the spec of the network phi")
-        spec = cls(**body)
-        spec.validate()
-        return spec
-
-    def validate(self) -> None:
-        try:
-            parse_group(self.ambient)
-        except ValueError as err:
-            raise SpecError(f"{FAMILY}.ambient: {err}") from None
-        for key in ("in_channels", "pnet_channels", "pnet_kernel", "train_samples", "eval_samples"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise SpecError(f"{FAMILY}.{key}: expected a positive integer, got {value!r}")
-        if self.pnet_kernel % 2 == 0:
-            raise SpecError(f"{FAMILY}.pnet_kernel: expected an odd kernel size, got {self.pnet_kernel}")
-        if isinstance(self.noise_seed, bool) or not isinstance(self.noise_seed, int) or self.noise_seed < 0:
-            raise SpecError(f"{FAMILY}.noise_seed: expected an integer >= 0, got {self.noise_seed!r}")
-        temperature = self.temperature
-        if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not temperature > 0:
-            raise SpecError(f"{FAMILY}.temperature: expected a number > 0, got {temperature!r}")
-        if temperature == float("inf"):
-            raise SpecError(f"{FAMILY}.temperature: expected a finite number, got {temperature!r}")
-        if self.estimator not in ESTIMATORS:
-            raise SpecError(f"{FAMILY}.estimator: expected one of {ESTIMATORS}, got {self.estimator!r}")
-        if self.eval_mode not in EVAL_MODES:
-            raise SpecError(f"{FAMILY}.eval_mode: expected one of {EVAL_MODES}, got {self.eval_mode!r}")
+        return cls(**family_body(cls, body, FAMILY, "backbone", "the spec of the network phi"))
 
     def to_dict(self) -> dict[str, Any]:
         return {"family": FAMILY, **asdict(self)}

@@ -292,6 +292,11 @@ class ArchSpec:
         layers[index] = replace(layers[index], **changes)
         return replace(self, layers=tuple(layers))
 
+    def with_kind(self, kind: str, of: str = "regular") -> ArchSpec:
+        """Every layer of kind ``of`` turned into ``kind`` (e.g. ``"cr"``: constraint relaxation)."""
+        layers = tuple(replace(layer, kind=kind) if layer.kind == of else layer for layer in self.layers)
+        return replace(self, layers=layers)
+
     def groups_per_layer(self) -> list[str]:
         """Group name per layer (``mixed`` for mixed layers): a compact architecture label."""
         return [layer.group if layer.group is not None else "mixed" for layer in self.layers]

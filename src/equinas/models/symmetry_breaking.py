@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -35,6 +35,7 @@ from equinas.metrics import equivariance_summary
 from equinas.models.cnn import EquivariantCNN
 from equinas.models.registry import register_family
 from equinas.models.spec import ArchSpec, SpecError, family_body
+from equinas.settings import Settings, setting
 
 FAMILY = "symmetry_breaking"
 PROBE_IMAGES = 16
@@ -128,37 +129,23 @@ class SymmetryBreakingCNN(EquivariantCNN):
 
 
 @dataclass(frozen=True)
-class SymmetryBreakingSpec:
-    """The validated body of a ``"symmetry_breaking"`` spec (everything but ``"family"``)."""
+class SymmetryBreakingSpec(Settings):
+    """The validated body of a ``"symmetry_breaking"`` spec (everything but ``"family"``); bad
+    values raise ``SpecError`` naming ``symmetry_breaking.<field>``."""
 
-    network: dict[str, Any] = field(default_factory=dict)
-    image_size: tuple[int, int] = (28, 28)
-    breaking_inputs: int = 0
-    layer_maps: bool = False
-    l2: float = 0.0
-    init_scale: float = 0.0
+    error_type = SpecError
+    owner_label = FAMILY
+
+    network: dict[str, Any] = setting(factory=dict, help="the ArchSpec of the G-CNN")
+    image_size: tuple[int, int] = setting((28, 28), at_least=1, help="input height and width [H, W]")
+    breaking_inputs: int = setting(0, at_least=0, help="learned maps fed beside the image")
+    layer_maps: bool = setting(False, help="also add a learned map to every block's output")
+    l2: float = setting(0.0, at_least=0, help="weight of the penalty sum ||t||^2 of the maps")
+    init_scale: float = setting(0.0, at_least=0, help="the maps start at init_scale * N(0, 1)")
 
     @classmethod
     def from_dict(cls, body: dict[str, Any]) -> SymmetryBreakingSpec:
-        values = family_body(cls, body, FAMILY, "network", "the ArchSpec of the G-CNN")
-        size = values.get("image_size", cls.image_size)
-        if (
-            not isinstance(size, list | tuple)
-            or len(size) != 2
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)
-        ):
-            raise SpecError(f"{FAMILY}.image_size: expected two positive integers [H, W], got {size!r}")
-        values["image_size"] = (int(size[0]), int(size[1]))
-        k = values.get("breaking_inputs", 0)
-        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-            raise SpecError(f"{FAMILY}.breaking_inputs: expected an integer >= 0, got {k!r}")
-        if not isinstance(values.get("layer_maps", False), bool):
-            raise SpecError(f"{FAMILY}.layer_maps: expected a bool, got {values['layer_maps']!r}")
-        for key in ("l2", "init_scale"):
-            value = values.get(key, 0.0)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
-                raise SpecError(f"{FAMILY}.{key}: expected a finite number >= 0, got {value!r}")
-        return cls(**values)
+        return cls(**family_body(cls, body, FAMILY, "network", "the ArchSpec of the G-CNN"))
 
     def arch(self) -> ArchSpec:
         return ArchSpec.from_dict(self.network)

@@ -49,6 +49,7 @@ from equinas.search.base import Evaluator, SearchContext, SearchResult, best_of
 from equinas.search.dqn import DQNAgent, EpsilonSchedule, State, Transition
 from equinas.search.evaluate import CandidateJob, candidate_seed
 from equinas.search.records import CandidateRecord
+from equinas.settings import Settings, same_as, setting
 
 # -- schedule and reward ------------------------------------------------------------------------
 # AEN's fully connected search (gnas_fcc_MNIST.py), made for max_models = 1000
@@ -78,44 +79,40 @@ def target_sync_due(models_trained: int, every: int) -> bool:
 
 # -- settings ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class DQNSettings:
+class DQNSettings(Settings):
     """Budget and Q-learning settings shared by both AEN searches (AEN's values where fixed).
 
     ``epsilon_scale`` multiplies the thresholds of the epsilon schedule; ``None`` scales AEN's
     schedule to ``max_models``. ``top_k`` visited states are listed in the result.
     """
 
-    max_models: int = 20
-    max_episodes: int = 60
-    episode_length: int = 25
-    epsilon_scale: float | None = None
-    gamma: float = 0.5
-    q_batch_size: int = 128
-    q_learning_starts: int = 16
-    replay_capacity: int = 10_000
-    q_lr: float = 1e-3
-    target_sync_every: int = 2
-    top_k: int = 5
+    max_models: int = setting(20, at_least=1, help="stop after this many unique networks trained")
+    max_episodes: int = setting(60, at_least=1, help="stop after this many episodes")
+    episode_length: int = setting(25, at_least=1, help="steps per episode (AEN: 101)")
+    epsilon_scale: float | None = setting(
+        None,
+        above=0,
+        help="factor on the thresholds of AEN's epsilon schedule (default: scaled to --max-models)",
+    )
+    gamma: float = setting(0.5, at_least=0, below=1, help="discount of the Q-learning targets")
+    q_batch_size: int = setting(128, at_least=1, help="replayed transitions per Q-learning step")
+    q_learning_starts: int = setting(16, at_least=1, help="transitions stored before Q-learning starts")
+    replay_capacity: int = setting(10_000, at_least=1, help="transitions kept in the replay memory")
+    q_lr: float = setting(1e-3, above=0, help="Adam learning rate of the Q-network")
+    target_sync_every: int = setting(
+        2, at_least=1, help="copy the policy to the target network when the models trained are a multiple"
+    )
+    top_k: int = setting(5, at_least=1, help="best visited states listed in the result")
 
-    def __post_init__(self) -> None:
-        for name in (
-            "max_models",
-            "max_episodes",
-            "episode_length",
-            "q_batch_size",
-            "q_learning_starts",
-            "replay_capacity",
-            "target_sync_every",
-            "top_k",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0 <= self.gamma < 1:
-            raise ValueError(f"gamma must be in [0, 1), got {self.gamma}")
-        if self.q_lr <= 0 or (self.epsilon_scale is not None and self.epsilon_scale <= 0):
-            raise ValueError("q_lr and epsilon_scale must be positive")
-        if not math.isfinite(self.q_lr) or not math.isfinite(self.epsilon_scale or 1.0):
-            raise ValueError(f"q_lr and epsilon_scale must be finite, got {self.q_lr}, {self.epsilon_scale}")
+
+def _transform_bits(value: Any) -> tuple[str, ...]:
+    """Distinct G-MNIST transform names (aliases resolved), in the given order."""
+    if isinstance(value, str) or not isinstance(value, tuple | list):
+        raise ValueError(f"expected a list of G-MNIST transform names, got {value!r}")
+    names = tuple(canonical_transforms([g])[0] for g in value)
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f"expected distinct G-MNIST transform names, got {tuple(value)}")
+    return names
 
 
 @dataclass(frozen=True)
@@ -123,20 +120,22 @@ class AENSettings(DQNSettings):
     """``groups``: the small groups (G-MNIST transform names, one state bit each, in this order);
     ``hidden_grid``, ``translation_step``, ``reference_quirks``: see ``equinas.models.aen``."""
 
-    groups: tuple[str, ...] = TRANSFORMS
-    hidden_grid: int = 20
-    translation_step: int = NETWORK_STEP
-    reference_quirks: bool = False
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        names = tuple(canonical_transforms([g])[0] for g in self.groups)
-        if not names or len(set(names)) != len(names):
-            raise ValueError(f"groups must be distinct G-MNIST transform names, got {self.groups}")
-        object.__setattr__(self, "groups", names)
+    groups: tuple[str, ...] = setting(
+        TRANSFORMS, check=_transform_bits, help="G-MNIST transforms, one state bit each (default: all 12)"
+    )
+    hidden_grid: int = setting(20, at_least=1, help="side of EQNet's square hidden grid")
+    translation_step: int = setting(NETWORK_STEP, at_least=1, help="shift of htrans/vtrans on the grids")
+    reference_quirks: bool = setting(False, help="reproduce AEN's code (scalar biases after the ReLU)")
 
 
 GCNN_GENERATORS = ("rot90", "hflip", "vflip")
+
+
+def _generators(value: Any) -> tuple[str, ...]:
+    names = tuple(value) if isinstance(value, tuple | list) else ()
+    if not names or len(set(names)) != len(names) or not set(names) <= set(GCNN_GENERATORS):
+        raise ValueError(f"expected distinct names from {', '.join(GCNN_GENERATORS)}, got {value!r}")
+    return names
 
 
 @dataclass(frozen=True)
@@ -144,18 +143,12 @@ class AENGCNNSettings(DQNSettings):
     """``generators``: a subset of rot90, hflip, vflip (one state bit each). The default budget
     covers the six subgroups of D4 they generate."""
 
-    max_models: int = 6
-    episode_length: int = 10
-    max_episodes: int = 20
-    generators: tuple[str, ...] = GCNN_GENERATORS
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        unknown = [g for g in self.generators if g not in GCNN_GENERATORS]
-        if unknown or not self.generators or len(set(self.generators)) != len(self.generators):
-            raise ValueError(
-                f"generators must be distinct names from {', '.join(GCNN_GENERATORS)}, got {self.generators}"
-            )
+    max_models: int = same_as(DQNSettings, "max_models", 6)
+    episode_length: int = same_as(DQNSettings, "episode_length", 10)
+    max_episodes: int = same_as(DQNSettings, "max_episodes", 20)
+    generators: tuple[str, ...] = setting(
+        GCNN_GENERATORS, check=_generators, help="generators of D4, one state bit each: rot90, hflip, vflip"
+    )
 
 
 # -- state spaces -------------------------------------------------------------------------------------

@@ -7,27 +7,18 @@ resumption and reports are those of every other method.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from equinas.models.lps import LPSSpec
-from equinas.models.spec import SpecError
 from equinas.models.symmetry_breaking import SymmetryBreakingSpec
 from equinas.search.base import Evaluator, SearchContext, SearchResult
 from equinas.search.records import CandidateRecord
-
-
-def _checked(build: Any, family: str, **values: Any) -> None:
-    """Validate settings through their spec; ``ValueError`` naming the option (``--train-samples``)."""
-    try:
-        build(**values)
-    except SpecError as err:
-        name, _, rest = str(err).removeprefix(f"{family}.").partition(": ")
-        raise ValueError(f"{name} (--{name.replace('_', '-')}): {rest}") from None
+from equinas.settings import Settings, same_as, setting
 
 
 @dataclass(frozen=True)
-class LPSSettings:
+class LPSSettings(Settings):
     """LPS: ``phi`` is the backbone with every layer constrained to ``group`` (default C1, a plain
     CNN); ``p`` a G-CNN over the ambient group with ``pnet_channels`` fields and
     ``pnet_kernel`` kernels; ``train_samples`` Gumbel draws per image in training
@@ -35,18 +26,14 @@ class LPSSettings:
     evaluation ``exact`` (the sum over the group, exactly invariant, |G| passes of phi) or
     ``sample`` (``eval_samples`` draws)."""
 
-    group: str = "C1"
-    pnet_channels: int = LPSSpec.pnet_channels
-    pnet_kernel: int = LPSSpec.pnet_kernel
-    train_samples: int = LPSSpec.train_samples
-    temperature: float = LPSSpec.temperature
-    estimator: str = LPSSpec.estimator
-    eval_mode: str = LPSSpec.eval_mode
-    eval_samples: int = LPSSpec.eval_samples
-
-    def __post_init__(self) -> None:
-        values = {k: v for k, v in asdict(self).items() if k != "group"}
-        _checked(lambda **kw: LPSSpec(backbone={}, **kw).validate(), "lps", **values)
+    group: str = setting("C1", subgroups=True, help="group of every layer of phi (C1: a plain CNN)")
+    pnet_channels: int = same_as(LPSSpec, "pnet_channels")
+    pnet_kernel: int = same_as(LPSSpec, "pnet_kernel")
+    train_samples: int = same_as(LPSSpec, "train_samples")
+    temperature: float = same_as(LPSSpec, "temperature")
+    estimator: str = same_as(LPSSpec, "estimator")
+    eval_mode: str = same_as(LPSSpec, "eval_mode")
+    eval_samples: int = same_as(LPSSpec, "eval_samples")
 
 
 class LPSSearch:
@@ -77,23 +64,19 @@ class LPSSearch:
 
 
 @dataclass(frozen=True)
-class SymmetryBreakingSettings:
+class SymmetryBreakingSettings(Settings):
     """The G-CNN of the backbone over ``group`` (default: the ambient group) fed
     ``breaking_inputs`` learned maps beside the image, with ``layer_maps`` also a learned map
     added to every block's output; ``l2`` weights the penalty ``sum ||t||^2`` of the maps,
     which start at ``init_scale * N(0, 1)`` (0: exactly equivariant at the start)."""
 
-    group: str | None = None
-    breaking_inputs: int = 2
-    layer_maps: bool = False
-    l2: float = 1e-4
-    init_scale: float = 0.0
-
-    def __post_init__(self) -> None:
-        values = {k: v for k, v in asdict(self).items() if k != "group"}
-        _checked(
-            lambda **kw: SymmetryBreakingSpec.from_dict({"network": {}, **kw}), "symmetry_breaking", **values
-        )
+    group: str | None = setting(
+        None, subgroups=True, help="group of every layer of the G-CNN (default: the ambient group)"
+    )
+    breaking_inputs: int = same_as(SymmetryBreakingSpec, "breaking_inputs", 2)
+    layer_maps: bool = same_as(SymmetryBreakingSpec, "layer_maps")
+    l2: float = same_as(SymmetryBreakingSpec, "l2", 1e-4)
+    init_scale: float = same_as(SymmetryBreakingSpec, "init_scale")
 
 
 def equivariance_trajectory(record: CandidateRecord) -> list[dict[str, Any]]:

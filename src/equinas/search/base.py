@@ -19,6 +19,7 @@ from equinas.execution import Executor
 from equinas.models import ArchSpec, BackboneSettings
 from equinas.search.evaluate import CandidateJob, candidate_seed, run_candidate
 from equinas.search.records import CandidateRecord, RunDirectory
+from equinas.search.validation import validate_search_settings
 from equinas.train import TrainConfig
 from equinas.train.cost import Cost
 
@@ -83,7 +84,8 @@ class SearchMethod(Protocol):
     """A search method: ``run(ctx)`` searches and returns the result.
 
     ``settings`` is the method's settings dataclass; ``run_search`` records it (``asdict``) in
-    the run's ``search.json``.
+    the run's ``search.json``. A method may also have ``resolve(ctx) -> (method, ctx)``: what
+    a run actually uses (e.g. a budget split from ``ctx.train.epochs``), called by ``prepare``.
     """
 
     name: ClassVar[str]
@@ -183,8 +185,19 @@ def finish(ctx: SearchContext, result: SearchResult) -> SearchResult:
     return result
 
 
+def prepare(method: SearchMethod, ctx: SearchContext) -> tuple[SearchMethod, SearchContext]:
+    """The method and context a run uses: the settings checked against the backbone and the data
+    (``validate_search_settings``), then the method's own ``resolve(ctx)`` where it has one
+    (EquiNAS_E splits its lineage budget there)."""
+    validate_search_settings(method.settings, ctx.backbone, ctx.data)
+    resolve = getattr(method, "resolve", None)
+    return resolve(ctx) if resolve is not None else (method, ctx)
+
+
 def run_search(method: SearchMethod, ctx: SearchContext, resume: bool = False) -> SearchResult:
-    """Create (or resume) the run directory, run ``method`` and store its result."""
+    """Check and resolve the settings (``prepare``), create (or resume) the run directory, run
+    ``method`` and store its result."""
+    method, ctx = prepare(method, ctx)
     settings = asdict(method.settings)
     meta = {
         "method": method.name,

@@ -6,22 +6,23 @@ All run through the same Evaluator, so they share budgets, seeds, records and ex
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from equinas.groups import subgroups
 from equinas.models import build_model
 from equinas.morphisms import relax_network
 from equinas.search.base import Evaluator, SearchContext, SearchResult, best_of
+from equinas.settings import Settings, setting
 
 PAPER_GROUPS = ("C1", "C2", "C4", "D1", "D2", "D4")
 
 
 @dataclass(frozen=True)
-class FixedSettings:
+class FixedSettings(Settings):
     """One G-CNN per group, every layer constrained to it (widths by the backbone's width_rule)."""
 
-    groups: tuple[str, ...] = PAPER_GROUPS
+    groups: tuple[str, ...] = setting(PAPER_GROUPS, subgroups=True, help="one fixed G-CNN per group")
 
 
 class FixedGroups:
@@ -44,7 +45,7 @@ class FixedGroups:
 
 
 @dataclass(frozen=True)
-class GridSettings:
+class GridSettings(Settings):
     """The grid has no settings: it trains one network per subgroup of the ambient group."""
 
 
@@ -61,17 +62,15 @@ class GridSearch(FixedGroups):
 
 
 @dataclass(frozen=True)
-class PriorSettings:
+class PriorSettings(Settings):
     """Train the ``prior`` network for ``prior_fraction`` of the budget, relax every layer to each
     target group, train the rest of the budget (the paper's "D4 prior" networks)."""
 
-    prior: str = "D4"
-    targets: tuple[str, ...] = ("C4", "C1")
-    prior_fraction: float = 0.5
-
-    def __post_init__(self) -> None:
-        if not 0 < self.prior_fraction < 1:
-            raise ValueError("prior_fraction must be in (0, 1)")
+    prior: str = setting("D4", subgroups=True, help="group of every layer while the prior trains")
+    targets: tuple[str, ...] = setting(
+        ("C4", "C1"), subgroups=True, within="prior", help="subgroups of --prior the network is relaxed to"
+    )
+    prior_fraction: float = setting(0.5, above=0, below=1, help="share of --epochs spent under the prior")
 
 
 class PriorRelaxed:
@@ -120,11 +119,13 @@ class PriorRelaxed:
 
 
 @dataclass(frozen=True)
-class LayerKindSettings:
+class LayerKindSettings(Settings):
     """A network whose every layer is of ``kind`` over ``group`` (with the kind's ``options``)."""
 
-    group: str = "D4"
-    options: dict[str, Any] = field(default_factory=dict)
+    group: str = setting("D4", subgroups=True, help="group of every layer")
+    options: dict[str, Any] = setting(
+        factory=dict, metavar="KEY=VALUE", help="option of the layer kind, e.g. free_decay=1e-3 (repeatable)"
+    )
 
 
 class LayerKindBaseline:
@@ -151,10 +152,10 @@ class RPPBaseline(LayerKindBaseline):
 
 
 @dataclass(frozen=True)
-class RandomSettings:
+class RandomSettings(Settings):
     """``samples`` architectures with every layer's group drawn uniformly from the lattice."""
 
-    samples: int = 4
+    samples: int = setting(4, at_least=1, help="architectures drawn")
 
 
 class RandomSearch:

@@ -30,6 +30,7 @@ from equinas.models import build_model, describe_layers
 from equinas.search.base import Evaluator, SearchContext, SearchResult, best_of
 from equinas.search.evaluate import candidate_seed, measure_equivariance
 from equinas.search.records import CandidateRecord, RunDirectory
+from equinas.settings import Settings, setting
 from equinas.train import TrainConfig, evaluate, load_checkpoint
 from equinas.train.checkpoint import CHECKPOINT_NAME
 from equinas.train.cost import ComputeMeter
@@ -39,8 +40,28 @@ from equinas.train.runtime import resolve_device
 HELD_OUT = 256  # validation images on which the student's imitation of the teacher is measured
 
 
+def _split(value: Any) -> tuple[float, ...]:
+    """Three fractions >= 0 that sum to 1, the last two > 0."""
+    expected = (
+        "expected three fractions (teacher, cloning, fine-tuning) >= 0 that sum to 1, the last two > 0, "
+        f"got {value!r}"
+    )
+    try:
+        split = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(expected) from None
+    if (
+        len(split) != 3
+        or not all(math.isfinite(v) and v >= 0 for v in split)
+        or not math.isclose(sum(split), 1.0, abs_tol=1e-6)
+        or min(split[1:]) <= 0
+    ):
+        raise ValueError(expected)
+    return split
+
+
 @dataclass(frozen=True)
-class CloneSettings:
+class CloneSettings(Settings):
     """Symmetry cloning: a ``group`` G-CNN teacher, then a C1 student that matches its logits
     on randomly ``group``-transformed inputs (``loss``: ``mse`` or ``kl`` at ``temperature``),
     then fine-tunes on the labels. ``split``: fractions of the epochs for teacher, cloning and
@@ -48,32 +69,21 @@ class CloneSettings:
     its run dir) or a search run dir whose best candidate's weights are stored, used instead
     of training a teacher (its training cost is then not counted)."""
 
-    group: str = "D4"
-    split: tuple[float, ...] = (0.4, 0.3, 0.3)
-    loss: str = "mse"
-    temperature: float = 1.0
-    teacher_from: str | None = None
+    group: str = setting("D4", subgroups=True, help="group of the teacher G-CNN")
+    split: tuple[float, ...] = setting(
+        (0.4, 0.3, 0.3),
+        check=_split,
+        help="fractions of --epochs for teacher, cloning and fine-tuning (sum 1)",
+    )
+    loss: str = setting("mse", choices=CLONE_LOSSES, help="distance between the logits")
+    temperature: float = setting(1.0, above=0, help="temperature of the kl loss")
+    teacher_from: str | None = setting(
+        None, help="a checkpoint or run directory whose trained network is the teacher (none: train one)"
+    )
 
-    def __post_init__(self) -> None:
-        expected = "three fractions (teacher, cloning, fine-tuning) >= 0 that sum to 1, the last two > 0"
-        try:
-            split = tuple(float(v) for v in self.split)
-        except (TypeError, ValueError):
-            raise ValueError(f"split: expected {expected}, got {self.split!r}") from None
-        if (
-            len(split) != 3
-            or not all(math.isfinite(v) and v >= 0 for v in split)
-            or not math.isclose(sum(split), 1.0, abs_tol=1e-6)
-            or min(split[1:]) <= 0
-        ):
-            raise ValueError(f"split: expected {expected}, got {self.split!r}")
-        if split[0] == 0 and self.teacher_from is None:
-            raise ValueError("split: the teacher's fraction is 0 but no teacher_from is given")
-        object.__setattr__(self, "split", split)
-        if self.loss not in CLONE_LOSSES:
-            raise ValueError(f"loss: expected one of {', '.join(CLONE_LOSSES)}, got {self.loss!r}")
-        if not (math.isfinite(self.temperature) and self.temperature > 0):
-            raise ValueError(f"temperature: expected a number > 0, got {self.temperature!r}")
+    def check(self) -> None:
+        if self.split[0] == 0 and self.teacher_from is None:
+            raise self.fail("split", "the teacher's fraction is 0 but no teacher_from is given")
 
 
 def load_teacher(source: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

@@ -14,7 +14,6 @@ discretized networks by validation accuracy is the search's result.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -25,6 +24,7 @@ from equinas.search.base import Evaluator, SearchContext, SearchResult, best_of
 from equinas.search.evaluate import candidate_seed, measure_equivariance
 from equinas.search.records import CandidateRecord
 from equinas.search.space import search_space, space_names
+from equinas.settings import Settings, setting
 from equinas.train import evaluate
 from equinas.train.cost import ComputeMeter
 from equinas.train.norm_stats import recalibrate_batch_norm
@@ -32,7 +32,7 @@ from equinas.train.rng import derived_generator
 
 
 @dataclass(frozen=True)
-class EquiNASDSettings:
+class EquiNASDSettings(Settings):
     """``prior > 0`` starts ``alpha`` at 0 for the ambient group and ``-prior`` for the rest.
 
     ``groups`` are the candidates of every mixed layer (default: the whole subgroup lattice of
@@ -40,33 +40,36 @@ class EquiNASDSettings:
     trains ``search_epochs`` (default: the run's epochs); its architecture steps follow every
     ``arch_every``-th weight step from epoch ``warmup_epochs`` on (see ``TrainConfig``).
     ``finetune_epochs`` continue the discretized network from the mixed weights; ``retrain``
-    trains it from scratch for the run's epochs.
+    trains it from scratch for the run's epochs. ``arch_lr``, ``arch_weight_decay``,
+    ``arch_every`` and ``warmup_epochs`` set the ``TrainConfig`` fields of the mixed network's
+    training (``arch_*``).
     """
 
-    groups: tuple[str, ...] | None = None
-    arch_lr: float = 0.2
-    search_epochs: float | None = None
-    arch_weight_decay: float = 0.0
-    prior: float = 0.0
-    arch_every: int = 1
-    warmup_epochs: float = 0.0
-    finetune_epochs: float = 0.0
-    retrain: bool = True
-
-    def __post_init__(self) -> None:
-        if not self.arch_lr > 0 or not math.isfinite(self.arch_lr):
-            raise ValueError("EquiNAS_D needs a finite arch_lr > 0")
-        if not self.arch_every >= 1:
-            raise ValueError("arch_every must be >= 1")
-        if self.search_epochs is not None and not (
-            math.isfinite(self.search_epochs) and self.search_epochs > 0
-        ):
-            raise ValueError(f"search_epochs must be a finite number > 0, got {self.search_epochs}")
-        object.__setattr__(self, "groups", space_names(self.groups))
-        for name in ("arch_weight_decay", "prior", "warmup_epochs", "finetune_epochs"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    groups: tuple[str, ...] | None = setting(
+        None,
+        check=space_names,
+        subgroups=True,
+        help="candidate groups of every mixed layer; 'paper': D4,C4,D1,C2,C1 (default: the whole lattice)",
+    )
+    arch_lr: float = setting(0.2, above=0, help="Adam learning rate of the architecture logits alpha")
+    search_epochs: float | None = setting(
+        None, above=0, help="epochs of the mixed network (default: --epochs)"
+    )
+    arch_weight_decay: float = setting(0.0, at_least=0, help="weight decay of alpha")
+    prior: float = setting(
+        0.0, at_least=0, help="start alpha at 0 for the ambient group and -prior for the others"
+    )
+    arch_every: int = setting(1, at_least=1, help="one architecture step after every N-th weight step")
+    warmup_epochs: float = setting(
+        0.0,
+        at_least=0,
+        replaces="arch_warmup_epochs",
+        help="epochs of weight training before the architecture steps start",
+    )
+    finetune_epochs: float = setting(
+        0.0, at_least=0, help="epochs that continue the discretized network from the mixed weights"
+    )
+    retrain: bool = setting(True, help="train the discretized network from scratch for --epochs")
 
 
 def alpha_trajectories(

@@ -22,6 +22,7 @@ Two options make a generation cheaper or the space smaller:
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass
 from typing import ClassVar
@@ -34,34 +35,60 @@ from equinas.search.evaluate import CandidateJob
 from equinas.search.records import CandidateRecord
 from equinas.search.selection import pareto_select, top_k
 from equinas.search.space import search_space, space_names
+from equinas.settings import Settings, setting
 
 
 @dataclass(frozen=True)
-class EquiNASESettings:
+class EquiNASESettings(Settings):
     """``children_per_parent`` caps the relaxation children of a parent (sampled, seeded);
     ``None`` keeps every (layer, subgroup) child. ``initial_epochs`` trains the start network
     (default: ``epochs_per_generation``), so a lineage trains
-    ``initial_epochs + generations * epochs_per_generation`` epochs. ``halving`` and
-    ``space``: see the module docstring."""
+    ``initial_epochs + generations * epochs_per_generation`` epochs. Without
+    ``epochs_per_generation``, a run's ``TrainConfig.epochs`` is the budget of a whole lineage
+    (``for_lineage``). ``halving`` and ``space``: see the module docstring."""
 
-    start_group: str | None = None
-    generations: int = 3
-    population: int = 2
-    epochs_per_generation: float = 0.5
-    initial_epochs: float | None = None
-    children_per_parent: int | None = None
-    pareto: bool = False
-    halving: bool = False
-    space: tuple[str, ...] | None = None
+    start_group: str | None = setting(
+        None, subgroups=True, help="group of every layer of the start network (default: the ambient group)"
+    )
+    generations: int = setting(3, at_least=0, help="generations of relaxation after the start network")
+    population: int = setting(2, at_least=1, help="networks kept after every generation")
+    epochs_per_generation: float | None = setting(
+        None,
+        above=0,
+        help="epochs every child trains (default: --epochs, the lineage budget, split evenly between "
+        "the start network and the generations)",
+    )
+    initial_epochs: float | None = setting(
+        None, above=0, help="epochs of the start network (default: --epochs-per-generation)"
+    )
+    children_per_parent: int | None = setting(
+        None, at_least=0, help="at most this many relaxation children per parent, sampled (default: all)"
+    )
+    pareto: bool = setting(False, help="keep the Pareto fronts over accuracy and parameters, not the top")
+    halving: bool = setting(False, help="successive halving within a generation (3/4 of the compute)")
+    space: tuple[str, ...] | None = setting(
+        None,
+        check=space_names,
+        subgroups=True,
+        help="groups a layer may take; 'paper': D4,C4,D1,C2,C1 (default: the whole lattice)",
+    )
 
-    def __post_init__(self) -> None:
-        if self.generations < 0 or self.population < 1 or not self.epochs_per_generation > 0:
-            raise ValueError("generations >= 0, population >= 1 and epochs_per_generation > 0 are required")
-        if self.initial_epochs is not None and not self.initial_epochs > 0:
-            raise ValueError("initial_epochs must be > 0 (or None: epochs_per_generation)")
-        if self.children_per_parent is not None and self.children_per_parent < 0:
-            raise ValueError("children_per_parent must be >= 0 or None")
-        object.__setattr__(self, "space", space_names(self.space))
+    def for_lineage(self, epochs: float) -> EquiNASESettings:
+        """These settings with ``epochs_per_generation`` split from a lineage budget of ``epochs``
+        (itself when already set): ``epochs / (generations + 1)``, or with ``initial_epochs``
+        ``(epochs - initial_epochs) / generations``."""
+        if self.epochs_per_generation is not None:
+            return self
+        if self.initial_epochs is None:
+            return dataclasses.replace(self, epochs_per_generation=epochs / (self.generations + 1))
+        if self.generations == 0 or not self.initial_epochs < epochs:
+            raise self.fail(
+                "initial_epochs",
+                f"{self.initial_epochs:g} leaves nothing of the lineage budget ({epochs:g} epochs) "
+                "for the generations",
+            )
+        per_generation = (epochs - self.initial_epochs) / self.generations
+        return dataclasses.replace(self, epochs_per_generation=per_generation)
 
 
 def relaxations(spec: ArchSpec, space: tuple[str, ...] | None = None) -> list[tuple[int, str]]:
@@ -84,6 +111,13 @@ class EquiNASE:
 
     def __init__(self, settings: EquiNASESettings | None = None):
         self.settings = settings or EquiNASESettings()
+
+    def resolve(self, ctx: SearchContext) -> tuple[EquiNASE, SearchContext]:
+        """The method and context a run uses: ``epochs_per_generation`` resolved from the lineage
+        budget ``ctx.train.epochs``, which becomes the per-candidate budget of the record."""
+        settings = self.settings.for_lineage(ctx.train.epochs)
+        train = dataclasses.replace(ctx.train, epochs=settings.epochs_per_generation)
+        return EquiNASE(settings), dataclasses.replace(ctx, train=train)
 
     def _children(
         self, ev: Evaluator, parent: CandidateRecord, generation: int, first_index: int, epochs: float
@@ -167,6 +201,9 @@ class EquiNASE:
         return chosen
 
     def run(self, ctx: SearchContext) -> SearchResult:
+        if self.settings.epochs_per_generation is None:
+            method, ctx = self.resolve(ctx)
+            return method.run(ctx)
         s = self.settings
         ev = Evaluator(ctx, self.name)
         trace_path = ctx.run.path / "generations.json"

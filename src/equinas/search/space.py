@@ -12,9 +12,13 @@ NAMED_SPACES = {"paper": PAPER_SPACE}
 
 
 def space_names(space: Sequence[str] | None) -> tuple[str, ...] | None:
-    """``space`` as group names, a single name of ``NAMED_SPACES`` expanded (``None`` stays)."""
+    """``space`` as group names, a single name of ``NAMED_SPACES`` expanded (``None`` stays);
+    ``ValueError`` for anything but a non-empty list of names."""
     if space is None:
         return None
+    names_given = isinstance(space, Sequence) and all(isinstance(n, str) for n in space)
+    if isinstance(space, str) or not names_given:
+        raise ValueError(f"expected a list of group names or {', '.join(NAMED_SPACES)}, got {space!r}")
     names = tuple(space)
     if len(names) == 1 and names[0] in NAMED_SPACES:
         return NAMED_SPACES[names[0]]

@@ -1,0 +1,5 @@
+"""``python -m equinas.cli``."""
+
+from equinas.cli import main
+
+raise SystemExit(main())

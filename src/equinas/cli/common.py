@@ -1,0 +1,76 @@
+"""Option groups shared by ``equinas train`` and ``equinas search``, and the objects they make.
+
+Each group is a declared settings class (``equinas.cli.options.add_settings``): the data
+(``DataSettings``), the training (``TrainConfig``), the network (``BackboneSettings``) and, for
+searches, the executor (``ExecutorSettings``). Nothing here decides a value: defaults, choices
+and checks are the declarations'.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable
+from pathlib import Path
+
+from equinas.cli.options import OptionNames, add_settings, settings_from
+
+
+def settings_classes() -> dict[str, type]:
+    """The shared option groups by title (imports torch: the classes live with their layers)."""
+    from equinas.data.settings import DataSettings
+    from equinas.models.backbone import BackboneSettings
+    from equinas.train.config import TrainConfig
+
+    return {
+        "data": DataSettings,
+        "training": TrainConfig,
+        "network (the paper's MNIST backbone by default)": BackboneSettings,
+    }
+
+
+def add_run_options(
+    parser: argparse.ArgumentParser, names: OptionNames, skip_train: Iterable[str] = ()
+) -> None:
+    """The data, training and network options (``skip_train``: training fields a method sets)."""
+    for title, cls in settings_classes().items():
+        skip = skip_train if title == "training" else ()
+        add_settings(parser, cls, title, skip)
+        names.add(cls, skip)
+    parser.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also write TensorBoard events (losses, accuracies, alphas, per-layer groups) to "
+        "<run-dir>/tensorboard/ (needs the extra equinas[tensorboard])",
+    )
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --run-dir")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def data_settings(args: argparse.Namespace):
+    from equinas.data.settings import DataSettings
+
+    return settings_from(args, DataSettings)
+
+
+def train_config(args: argparse.Namespace, skip: Iterable[str] = ()):
+    from equinas.train.config import TrainConfig
+
+    return settings_from(args, TrainConfig, skip)
+
+
+def backbone_settings(args: argparse.Namespace):
+    from equinas.models.backbone import BackboneSettings
+
+    return settings_from(args, BackboneSettings)
+
+
+def tensorboard_logger(args: argparse.Namespace, log_dir: Path | None):
+    """With ``--tensorboard``: check that the package is installed (``ImportError`` with the
+    install hint) and return a ``TensorBoardLogger`` into ``log_dir`` (None without one:
+    search candidates make their own); without ``--tensorboard``: None."""
+    if not args.tensorboard:
+        return None
+    from equinas.train.tensorboard import TensorBoardLogger, tensorboard_module
+
+    tensorboard_module()
+    return TensorBoardLogger(log_dir) if log_dir is not None else None

@@ -1,0 +1,90 @@
+"""``equinas search <method>``: one subcommand per registered method, options from declarations.
+
+A method's options are the fields of its settings dataclass, beside the shared data, training,
+network and executor options; a method setting that sets a training field itself (EquiNAS_D's
+``--arch-lr``) takes that field's place on its command. Adding a method or a field needs no
+change here.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from equinas.cli.common import (
+    add_run_options,
+    backbone_settings,
+    data_settings,
+    tensorboard_logger,
+    train_config,
+)
+from equinas.cli.options import OptionNames, add_settings, settings_from, stood_for
+
+
+def add_search(sub: argparse._SubParsersAction, with_methods: bool) -> None:
+    """``search`` and, with ``with_methods`` (needs torch), one subcommand per method."""
+    parser = sub.add_parser(
+        "search",
+        help="run an architecture search or a baseline",
+        description="Run a search method; every candidate is recorded in the run directory.",
+    )
+    if not with_methods:
+        return
+    from equinas.execution.settings import ExecutorSettings
+    from equinas.search import METHODS
+    from equinas.train.config import TrainConfig
+
+    methods = parser.add_subparsers(dest="method", required=True)
+    for name, (method_cls, settings_cls) in sorted(METHODS.items()):
+        summary = (method_cls.__doc__ or name).strip().splitlines()[0]
+        p = methods.add_parser(name, help=summary, description=summary)
+        names = OptionNames()
+        add_run_options(p, names, skip_train=stood_for(settings_cls, TrainConfig))
+        add_settings(p, ExecutorSettings, "execution")
+        add_settings(p, settings_cls, f"{settings_cls.__name__} (method settings)")
+        names.add(ExecutorSettings)
+        names.add(settings_cls)
+        p.add_argument("--run-dir", help="default: runs/<method>-<task>-seed<seed>")
+        p.set_defaults(func=cmd_search, option_names=names)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from equinas.execution.settings import ExecutorSettings
+    from equinas.report import write_report
+    from equinas.search import METHODS, SearchContext, run_search
+    from equinas.search.records import RunDirectory
+    from equinas.train.config import TrainConfig
+
+    method_cls, settings_cls = METHODS[args.method]
+    method = method_cls(settings_from(args, settings_cls))
+    config = train_config(args, skip=stood_for(settings_cls, TrainConfig))
+    backbone = backbone_settings(args)
+    execution = settings_from(args, ExecutorSettings)
+    data = data_settings(args)
+    tensorboard_logger(args, None)
+    loaded = data.load()
+    run_dir = args.run_dir or f"runs/{args.method}-{data.task}-seed{config.seed}"
+    executor = execution.make(threads=config.num_threads)
+    ctx = SearchContext(
+        data.task,
+        loaded,
+        backbone,
+        config,
+        executor,
+        RunDirectory(run_dir),
+        seed=config.seed,
+        progress=not args.quiet,
+        data_settings=data.record(),
+        tensorboard=args.tensorboard,
+    )
+    try:
+        result = run_search(method, ctx, resume=args.resume)
+    finally:
+        executor.close()
+    files = write_report(run_dir)
+    best = result.best
+    print(
+        f"best {best.candidate_id}: {' '.join(best.groups)} | params {best.params:,} | "
+        f"val {100 * (best.val_acc or 0):.2f}% | test {100 * (best.test_acc or 0):.2f}%"
+    )
+    print(f"report: {files['report']}")
+    return 0
