@@ -21,7 +21,8 @@ trained with D4 augmentation: ``--methods fixed@augD4:C1 --settings '{"fixed@aug
         --methods equinas_e equinas_d fixed:C1 fixed:C4 fixed:D4 rpp --workers 4 --device cuda
 
 Every option of ``equinas search`` for the data, training and network applies (e.g.
-``--backbone resnet --widths 4,4,8,8 --pools-after 1,2 --kernel-size 3``).
+``--backbone resnet --widths 4,4,8,8 --pools-after 1,2 --kernel-size 3``); ``--epochs`` is the
+budget per network, and EquiNAS_E splits it over a lineage itself, as in ``equinas search``.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from pathlib import Path
 
 import torch
 
-from equinas import cli
+from equinas.atomic import atomic_write_text
+from equinas.cli.common import add_setting_groups, backbone_settings, data_settings, train_config
 from equinas.execution import LocalExecutor
 from equinas.report import comparison_plot, comparison_table, write_report
 from equinas.report.tables import grouped_runs
@@ -68,21 +70,17 @@ def run_one(args: argparse.Namespace, entry: str, seed: int) -> str:
         return str(path)
     if args.threads:
         torch.set_num_threads(args.threads)
-    train = dataclasses.replace(cli.train_config(args), seed=seed, **overrides)
-    if name == "equinas_e":
-        per_candidate = "epochs_per_generation" in settings
-        settings = cli.lineage_budget(settings, None if per_candidate else args.epochs)
-        train = dataclasses.replace(train, epochs=settings["epochs_per_generation"])
+    data = data_settings(args)
     ctx = SearchContext(
-        args.task,
-        cli.load_data(args),
-        cli.backbone_settings(args),
-        train,
+        data.task,
+        data.load(),
+        backbone_settings(args),
+        dataclasses.replace(train_config(args), seed=seed, **overrides),
         LocalExecutor(),
         RunDirectory(path),
         seed=seed,
         progress=False,
-        data_settings=cli.data_settings(args),
+        data_settings=data.record(),
     )
     run_search(make_method(name, **settings), ctx, resume=True)
     write_report(path)
@@ -125,13 +123,16 @@ def summary_rows(paths: list[str]) -> list[dict]:
     return rows
 
 
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """The options of ``equinas search`` for data, training and network (from their declarations)."""
+    add_setting_groups(parser)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    cli.add_data_options(parser)
-    cli.add_train_options(parser)
-    cli.add_backbone_options(parser)
+    add_options(parser)
     parser.add_argument(
         "--methods", nargs="+", default=["equinas_e", "equinas_d", "fixed:C1", "fixed:C4", "fixed:D4", "rpp"]
     )
@@ -149,12 +150,11 @@ def main() -> None:
         paths = list(pool.map(run_one, [args] * len(jobs), *zip(*jobs, strict=True)))
     table = comparison_table(paths, label="run")
     out = Path(args.out)
-    epochs = cli.DEFAULT_EPOCHS if args.epochs is None else args.epochs
-    header = f"# {args.task}: {epochs:g} epochs per network, seeds {args.seeds}\n\n"
-    (out / "summary.md").write_text(header + table)
+    header = f"# {args.task}: {args.epochs:g} epochs per network, seeds {args.seeds}\n\n"
+    atomic_write_text(out / "summary.md", header + table)
     comparison_plot(paths, out / "cost_vs_accuracy.png", label="run")
     summary = {"args": vars(args), "rows": summary_rows(paths), "runs": sorted(paths)}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=str))
     print(header + table)
     print(f"total {time.perf_counter() - start:.0f} s")
 

@@ -38,7 +38,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import compare_methods  # noqa: E402
 
-from equinas import cli  # noqa: E402
 from equinas.atomic import atomic_write_text  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "scaling"
@@ -84,9 +83,7 @@ def run_args(args: argparse.Namespace, size: int) -> argparse.Namespace:
     """The compare_methods arguments of one (task, size)."""
     epochs = epochs_for(size, args.steps, args.batch_size)
     parser = argparse.ArgumentParser()
-    cli.add_data_options(parser)
-    cli.add_train_options(parser)
-    cli.add_backbone_options(parser)
+    compare_methods.add_options(parser)
     parsed = parser.parse_args(
         [
             "--task", args.task, "--train-size", str(size), "--val-size", str(min(args.val_size, size)),

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from equinas.atomic import atomic_write_text
 from equinas.data import load_task
 from equinas.execution import ProcessExecutor
 from equinas.report import comparison_plot, comparison_table, write_report
@@ -25,7 +26,7 @@ from equinas.train import TrainConfig
 
 @dataclass(frozen=True)
 class DemoBudget:
-    """Data sizes, epochs per fixed network (and per EquiNAS lineage), EquiNAS_E's shape."""
+    """Data sizes, epochs per network (for EquiNAS_E: per lineage), EquiNAS_E's shape."""
 
     train_size: int
     val_size: int
@@ -40,29 +41,24 @@ FULL = DemoBudget(4000, 1000, 2000, 6.0, 3, 3, (4, 4, 8, 8))
 QUICK = DemoBudget(600, 200, 300, 1.0, 1, 2, (2, 2, 4, 4))
 
 
-def plans(budget: DemoBudget) -> list[tuple[str, str, dict[str, Any], float]]:
-    """``(run name, method, settings, epochs per candidate)`` of every run of the demo.
+def plans(budget: DemoBudget) -> list[tuple[str, str, dict[str, Any]]]:
+    """``(run name, method, settings)`` of every run of the demo; each gets ``budget.epochs``
+    (per network; EquiNAS_E splits it over a lineage itself).
 
     Both searches use their cheap recipes in the paper's search space {D4, C4, D1, C2, C1}:
     EquiNAS_E with successive halving; EquiNAS_D searching for half the budget, then training
     the network it found from scratch (about twice the compute of one fixed network).
     """
-    per_generation = budget.epochs / (budget.generations + 1)
-    fixed = [(f"fixed-{g}", "fixed", {"groups": (g,)}, budget.epochs) for g in ("C1", "C4", "D4")]
+    fixed = [(f"fixed-{g}", "fixed", {"groups": (g,)}) for g in ("C1", "C4", "D4")]
     e_settings = {
         "generations": budget.generations,
         "population": 2,
-        "epochs_per_generation": per_generation,
         "children_per_parent": budget.children_per_parent,
         "halving": True,
         "space": ("paper",),
     }
     d_settings = {"groups": ("paper",), "search_epochs": budget.epochs / 2}
-    return [
-        *fixed,
-        ("equinas_e", "equinas_e", e_settings, per_generation),
-        ("equinas_d", "equinas_d", d_settings, budget.epochs),
-    ]
+    return [*fixed, ("equinas_e", "equinas_e", e_settings), ("equinas_d", "equinas_d", d_settings)]
 
 
 def _check_budget(run_dir: Path, budget: DemoBudget) -> None:
@@ -78,7 +74,7 @@ def _check_budget(run_dir: Path, budget: DemoBudget) -> None:
     if run_dir.exists() and any(run_dir.iterdir()):
         raise ValueError(f"{run_dir} is not empty and holds no demo; choose another --run-dir")
     run_dir.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps(wanted, indent=2) + "\n")
+    atomic_write_text(record, json.dumps(wanted, indent=2) + "\n")
 
 
 def run_demo(
@@ -94,14 +90,16 @@ def run_demo(
     sizes = {"train_size": budget.train_size, "val_size": budget.val_size, "test_size": budget.test_size}
     data = load_task("rotmnist", data_dir, **sizes)
     backbone = BackboneSettings(widths=budget.widths, pools_after=(0, 1), hidden=None)
+    config = TrainConfig(epochs=budget.epochs, lr=2e-3)
     executor = ProcessExecutor(workers=workers)
     run_dirs = []
     try:
-        for name, method, settings, epochs in plans(budget):
+        for name, method, settings in plans(budget):
             path = run_dir / name
-            config = TrainConfig(epochs=epochs, lr=2e-3, batch_size=64, seed=0, bn_recalibration=16)
             if progress:
-                print(f"== {name}: {method} on RotMNIST, {budget.train_size} images, {epochs:g} epochs each")
+                print(
+                    f"== {name}: {method} on RotMNIST, {budget.train_size} images, {budget.epochs:g} epochs"
+                )
             ctx = SearchContext(
                 "rotmnist",
                 data,
@@ -119,8 +117,9 @@ def run_demo(
         executor.close()
     table = comparison_table(run_dirs, label="run")
     plot = comparison_plot(run_dirs, run_dir / "cost_vs_accuracy.png", label="run")
-    (run_dir / "summary.md").write_text(
-        "# equinas demo: RotMNIST\n\n" + table + f"\n![accuracy against compute]({plot.name})\n"
+    atomic_write_text(
+        run_dir / "summary.md",
+        "# equinas demo: RotMNIST\n\n" + table + f"\n![accuracy against compute]({plot.name})\n",
     )
     print(table)
     print(f"reports: {', '.join(str(p / 'report.md') for p in run_dirs)}; plot: {plot}")

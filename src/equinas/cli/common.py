@@ -28,14 +28,19 @@ def settings_classes() -> dict[str, type]:
     }
 
 
-def add_run_options(
-    parser: argparse.ArgumentParser, names: OptionNames, skip_train: Iterable[str] = ()
-) -> None:
-    """The data, training and network options (``skip_train``: training fields a method sets)."""
+def add_setting_groups(parser: argparse.ArgumentParser, skip_train: Iterable[str] = ()) -> OptionNames:
+    """The data, training and network options (``skip_train``: training fields a method sets);
+    the names of their options, for error messages."""
+    names = OptionNames()
     for title, cls in settings_classes().items():
         skip = skip_train if title == "training" else ()
         add_settings(parser, cls, title, skip)
         names.add(cls, skip)
+    return names
+
+
+def add_run_flags(parser: argparse.ArgumentParser) -> None:
+    """``--tensorboard``, ``--resume`` and ``--quiet`` of a run."""
     parser.add_argument(
         "--tensorboard",
         action="store_true",

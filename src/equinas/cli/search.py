@@ -11,13 +11,14 @@ from __future__ import annotations
 import argparse
 
 from equinas.cli.common import (
-    add_run_options,
+    add_run_flags,
+    add_setting_groups,
     backbone_settings,
     data_settings,
     tensorboard_logger,
     train_config,
 )
-from equinas.cli.options import OptionNames, add_settings, settings_from, stood_for
+from equinas.cli.options import add_settings, settings_from, stood_for
 
 
 def add_search(sub: argparse._SubParsersAction, with_methods: bool) -> None:
@@ -37,8 +38,8 @@ def add_search(sub: argparse._SubParsersAction, with_methods: bool) -> None:
     for name, (method_cls, settings_cls) in sorted(METHODS.items()):
         summary = (method_cls.__doc__ or name).strip().splitlines()[0]
         p = methods.add_parser(name, help=summary, description=summary)
-        names = OptionNames()
-        add_run_options(p, names, skip_train=stood_for(settings_cls, TrainConfig))
+        names = add_setting_groups(p, skip_train=stood_for(settings_cls, TrainConfig))
+        add_run_flags(p)
         add_settings(p, ExecutorSettings, "execution")
         add_settings(p, settings_cls, f"{settings_cls.__name__} (method settings)")
         names.add(ExecutorSettings)

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from equinas.cli.common import (
-    add_run_options,
+    add_run_flags,
+    add_setting_groups,
     backbone_settings,
     data_settings,
     tensorboard_logger,
@@ -23,8 +24,8 @@ def add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
     )
     if not with_options:
         return
-    names = OptionNames()
-    add_run_options(p, names)
+    names = add_setting_groups(p)
+    add_run_flags(p)
     p.add_argument(
         "--arch", default="D4", help="group for every layer (e.g. D4, C4, C1), 'mixed', or a spec JSON file"
     )
