@@ -10,14 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from equinas.cli.common import (
-    add_run_flags,
-    add_setting_groups,
-    backbone_settings,
-    data_settings,
-    tensorboard_logger,
-    train_config,
-)
+from equinas.cli import common
 from equinas.cli.options import add_settings, settings_from, stood_for
 
 
@@ -38,8 +31,8 @@ def add_search(sub: argparse._SubParsersAction, with_methods: bool) -> None:
     for name, (method_cls, settings_cls) in sorted(METHODS.items()):
         summary = (method_cls.__doc__ or name).strip().splitlines()[0]
         p = methods.add_parser(name, help=summary, description=summary)
-        names = add_setting_groups(p, skip_train=stood_for(settings_cls, TrainConfig))
-        add_run_flags(p)
+        names = common.add_setting_groups(p, skip_train=stood_for(settings_cls, TrainConfig))
+        common.add_run_flags(p)
         add_settings(p, ExecutorSettings, "execution")
         add_settings(p, settings_cls, f"{settings_cls.__name__} (method settings)")
         names.add(ExecutorSettings)
@@ -57,11 +50,11 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     method_cls, settings_cls = METHODS[args.method]
     method = method_cls(settings_from(args, settings_cls))
-    config = train_config(args, skip=stood_for(settings_cls, TrainConfig))
-    backbone = backbone_settings(args)
+    config = common.train_config(args, skip=stood_for(settings_cls, TrainConfig))
+    backbone = common.backbone_settings(args)
     execution = settings_from(args, ExecutorSettings)
-    data = data_settings(args)
-    tensorboard_logger(args, None)
+    data = common.data_settings(args)
+    common.tensorboard_logger(args, None)
     loaded = data.load()
     run_dir = args.run_dir or f"runs/{args.method}-{data.task}-seed{config.seed}"
     executor = execution.make(threads=config.num_threads)

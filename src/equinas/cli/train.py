@@ -7,14 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from equinas.cli.common import (
-    add_run_flags,
-    add_setting_groups,
-    backbone_settings,
-    data_settings,
-    tensorboard_logger,
-    train_config,
-)
+from equinas.cli import common
 from equinas.cli.options import OptionNames, add_settings
 
 
@@ -24,8 +17,8 @@ def add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
     )
     if not with_options:
         return
-    names = add_setting_groups(p)
-    add_run_flags(p)
+    names = common.add_setting_groups(p)
+    common.add_run_flags(p)
     p.add_argument(
         "--arch", default="D4", help="group for every layer (e.g. D4, C4, C1), 'mixed', or a spec JSON file"
     )
@@ -81,10 +74,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         _check_run_dir(args.run_dir)
     if args.tensorboard and args.run_dir is None:
         raise ValueError("--tensorboard needs --run-dir (the events go to <run-dir>/tensorboard/)")
-    logger = tensorboard_logger(args, args.run_dir and Path(args.run_dir, "tensorboard"))
-    config = train_config(args)
-    backbone = backbone_settings(args)
-    data_choice = data_settings(args)
+    logger = common.tensorboard_logger(args, args.run_dir and Path(args.run_dir, "tensorboard"))
+    config = common.train_config(args)
+    backbone = common.backbone_settings(args)
+    data_choice = common.data_settings(args)
     data = data_choice.load()
     spec = named_spec(args.arch, backbone, data)
     spec.check_input_size(*data.image_size)
@@ -127,7 +120,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise SystemExit(f"error: {args.checkpoint} has no architecture spec in its metadata")
     model = build_model(spec)
     model.load_state_dict(checkpoint["model"])
-    data = data_settings(args).load()
+    data = common.data_settings(args).load()
     report: dict[str, Any] = {"checkpoint": str(args.checkpoint), "task": args.task}
     for split in ("val", "test"):
         report[split] = evaluate(model, getattr(data, split), args.batch_size)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from equinas.atomic import atomic_write
 from equinas.data.errors import DataError, DataNotFoundError
 
 IMAGES_MAGIC = 2051
@@ -88,5 +89,5 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
         raise ValueError(f"IDX writing supports uint8 [N] or [N, H, W], got {array.dtype} {array.shape}")
     header = bytes([0, 0, _UBYTE, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
     data = header + np.ascontiguousarray(array).tobytes()
-    path = Path(path)
-    path.write_bytes(gzip.compress(data, mtime=0) if path.suffix == ".gz" else data)
+    payload = gzip.compress(data, mtime=0) if Path(path).suffix == ".gz" else data
+    atomic_write(path, lambda handle: handle.write(payload))

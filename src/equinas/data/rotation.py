@@ -9,6 +9,8 @@ samples outside the grid read zero. The sample coordinates come from
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from equinas.groups.actions import rotation_sources
@@ -38,40 +40,47 @@ def _padded_index(
     return padded.reshape(-1), index, stride
 
 
-def _check(images: np.ndarray, angles: np.ndarray) -> None:
+def _rotate(
+    images: np.ndarray,
+    angles: np.ndarray,
+    dtype: np.dtype,
+    sample: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """``images [N, H, W]`` rotated by ``angles [N]`` (radians), chunk by chunk:
+    ``sample(chunk, sources) -> [B, H*W]`` reads each chunk at its source coordinates."""
+    angles = np.asarray(angles, dtype=np.float64)
     if images.ndim != 3 or angles.shape != (images.shape[0],):
         raise ValueError(f"expected images [N, H, W] and angles [N], got {images.shape} and {angles.shape}")
+    n, height, width = images.shape
+    out = np.empty((n, height * width), dtype=dtype)
+    for start in range(0, n, CHUNK):
+        part = slice(start, start + CHUNK)
+        out[part] = sample(images[part], rotation_sources(height, width, angles[part]))
+    return out.reshape(n, height, width)
 
 
 def rotate_bilinear(images: np.ndarray, angles: np.ndarray) -> np.ndarray:
     """Rotate ``images [N, H, W]`` by ``angles [N]`` (radians, CCW), bilinear; float64 out."""
-    angles = np.asarray(angles, dtype=np.float64)
-    _check(images, angles)
-    n, height, width = images.shape
-    out = np.empty((n, height * width), dtype=np.float64)
-    for start in range(0, n, CHUNK):
-        part = slice(start, start + CHUNK)
-        src_r, src_c = rotation_sources(height, width, angles[part])
+
+    def sample(chunk: np.ndarray, sources: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        src_r, src_c = sources
         r0, c0 = np.floor(src_r), np.floor(src_c)
         fr, fc = src_r - r0, src_c - c0
-        flat, index, stride = _padded_index(images[part].astype(np.float64), r0, c0, pad=2)
+        flat, index, stride = _padded_index(chunk.astype(np.float64), r0, c0, pad=2)
         top = (1.0 - fc) * flat[index] + fc * flat[index + 1]
         bottom = (1.0 - fc) * flat[index + stride] + fc * flat[index + stride + 1]
-        out[part] = (1.0 - fr) * top + fr * bottom
-    return out.reshape(n, height, width)
+        return (1.0 - fr) * top + fr * bottom
+
+    return _rotate(images, angles, np.dtype(np.float64), sample)
 
 
 def rotate_nearest(images: np.ndarray, angles: np.ndarray) -> np.ndarray:
     """Rotate ``images [N, H, W]`` by ``angles [N]`` (radians, CCW), nearest neighbour
     (round half up), zero fill; the dtype is kept."""
-    angles = np.asarray(angles, dtype=np.float64)
-    _check(images, angles)
-    n, height, width = images.shape
-    out = np.empty((n, height * width), dtype=images.dtype)
-    for start in range(0, n, CHUNK):
-        part = slice(start, start + CHUNK)
-        src_r, src_c = rotation_sources(height, width, angles[part])
-        rows, cols = np.floor(src_r + 0.5), np.floor(src_c + 0.5)
-        flat, index, _ = _padded_index(images[part], rows, cols, pad=1)
-        out[part] = flat[index]
-    return out.reshape(n, height, width)
+
+    def sample(chunk: np.ndarray, sources: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        src_r, src_c = sources
+        flat, index, _ = _padded_index(chunk, np.floor(src_r + 0.5), np.floor(src_c + 0.5), pad=1)
+        return flat[index]
+
+    return _rotate(images, angles, images.dtype, sample)

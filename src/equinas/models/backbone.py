@@ -192,25 +192,20 @@ class BackboneSettings(Settings):
         )
 
 
-def backbone(
-    group: str | list[str],
-    *,
-    in_channels: int = 1,
-    num_classes: int = 10,
-    kind: str = "regular",
-    options: dict[str, Any] | None = None,
-    **layout: Any,
-) -> ArchSpec:
-    """The paper's MNIST backbone (8 blocks of 16,16,16,16,32,32,32,32 D4 fields, kernel 5), or
-    its residual counterpart: ``BackboneSettings(**layout).build(group, ...)``.
+BUILD_OPTIONS = ("in_channels", "num_classes", "kind", "options")
 
-    ``layout`` takes the fields of ``BackboneSettings`` (``ambient``, ``widths``,
-    ``pools_after``, ``kernel_size``, ``basis``, ``hidden``, ``width_rule``, ``backbone``), with
-    the same defaults and checks.
+
+def backbone(group: str | list[str], **options: Any) -> ArchSpec:
+    """The paper's MNIST backbone (8 blocks of 16,16,16,16,32,32,32,32 D4 fields, kernel 5), or
+    its residual counterpart: ``BackboneSettings(**layout).build(group, **build)``.
+
+    ``options`` are the fields of ``BackboneSettings`` (``ambient``, ``widths``, ``pools_after``,
+    ``kernel_size``, ``basis``, ``hidden``, ``width_rule``, ``backbone``) and the keywords of
+    ``BackboneSettings.build`` (``in_channels``, ``num_classes``, ``kind``, ``options``), with
+    their defaults and checks.
     """
-    return BackboneSettings(**layout).build(
-        group, in_channels=in_channels, num_classes=num_classes, kind=kind, options=options
-    )
+    build = {key: options.pop(key) for key in BUILD_OPTIONS if key in options}
+    return BackboneSettings(**options).build(group, **build)
 
 
 def named_spec(arch: str, settings: BackboneSettings, data: TaskShape) -> ArchSpec:

@@ -13,10 +13,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
+from equinas.atomic import atomic_write  # noqa: E402
 from equinas.report.tables import TERA  # noqa: E402
 from equinas.search.records import CandidateRecord  # noqa: E402
 from equinas.search.selection import pareto_fronts  # noqa: E402
 from equinas.train.cost import Cost  # noqa: E402
+
+
+def _save(fig: Any, path: Path) -> None:
+    """Write ``fig`` as a PNG to ``path`` atomically and release it."""
+    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=130))
+    plt.close(fig)
 
 
 def accuracy_vs_parameters(records: Sequence[CandidateRecord], path: Path, title: str) -> Path:
@@ -62,8 +69,7 @@ def accuracy_vs_parameters(records: Sequence[CandidateRecord], path: Path, title
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    _save(fig, path)
     return path
 
 
@@ -86,8 +92,7 @@ def groups_per_generation(
     ax.set_xlabel("generation")
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    _save(fig, path)
     return path
 
 
@@ -116,8 +121,7 @@ def alpha_trajectories(points: list[dict[str, Any]], path: Path, title: str) -> 
     fig.legend(handles, labels, loc="lower center", ncol=min(len(groups), 10), fontsize=7, frameon=False)
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    _save(fig, path)
     return path
 
 
@@ -161,6 +165,5 @@ def cost_vs_accuracy(runs: dict[str, list[Sequence[CandidateRecord]]], path: Pat
     axes[1].legend(fontsize=7, loc="lower right")
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    _save(fig, path)
     return path

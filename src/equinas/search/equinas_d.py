@@ -24,8 +24,8 @@ from equinas.search.base import Evaluator, SearchContext, SearchResult, best_of
 from equinas.search.evaluate import candidate_seed, measure_equivariance
 from equinas.search.records import CandidateRecord
 from equinas.search.space import search_space, space_names
-from equinas.settings import Settings, setting
-from equinas.train import evaluate
+from equinas.settings import Settings, same_as, setting
+from equinas.train import TrainConfig, evaluate
 from equinas.train.cost import ComputeMeter
 from equinas.train.norm_stats import recalibrate_batch_norm
 from equinas.train.rng import derived_generator
@@ -55,11 +55,11 @@ class EquiNASDSettings(Settings):
     search_epochs: float | None = setting(
         None, above=0, help="epochs of the mixed network (default: --epochs)"
     )
-    arch_weight_decay: float = setting(0.0, at_least=0, help="weight decay of alpha")
+    arch_weight_decay: float = same_as(TrainConfig, "arch_weight_decay")
     prior: float = setting(
         0.0, at_least=0, help="start alpha at 0 for the ambient group and -prior for the others"
     )
-    arch_every: int = setting(1, at_least=1, help="one architecture step after every N-th weight step")
+    arch_every: int = same_as(TrainConfig, "arch_every")
     warmup_epochs: float = setting(
         0.0,
         at_least=0,
