@@ -223,3 +223,23 @@ def test_bad_values_name_the_option_on_the_command_line(tmp_path, capsys) -> Non
     assert main(["train", "--task", f"npz:{task}", "--threads", "0"]) == 2
     assert "TrainConfig.num_threads (--threads): expected an integer >= 1" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_train_command_and_models_import_no_search_or_data(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, contextlib, io\n"
+        "import equinas.models, equinas.models.aen\n"
+        "from_models = sorted(m for m in sys.modules if m.startswith('equinas.data'))\n"
+        "from equinas.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    main(['train', '--help'])\n"
+        "print(from_models, sorted(m for m in sys.modules if m.startswith('equinas.search')))"
+    )
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": src}
+    )
+    assert out.stdout.strip() == "[] []", out.stderr

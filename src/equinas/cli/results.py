@@ -14,11 +14,13 @@ def add_report(sub: argparse._SubParsersAction, with_options: bool) -> None:
     p = sub.add_parser("report", help="results table and plots of finished runs")
     if not with_options:
         return
+    from equinas.report.tables import ROW_LABELS
+
     p.add_argument("run_dirs", nargs="+")
     p.add_argument("--compare", action="store_true", help="also print a comparison table across the runs")
     p.add_argument(
         "--group-by",
-        choices=("method", "run"),
+        choices=ROW_LABELS,
         default="method",
         help="rows of the comparison: by method, or by run name without its -seedN suffix",
     )

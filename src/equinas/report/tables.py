@@ -84,8 +84,13 @@ def _mean_std(values: Sequence[float]) -> str:
     return f"{100 * mean:.2f} ± {100 * statistics.stdev(values):.2f}"
 
 
+ROW_LABELS = ("method", "run")  # rows of a comparison: by method, or by run name without -seed<k>
+
+
 def run_label(summary: dict[str, Any], label: str) -> str:
     """A run's row in a comparison: its method, or its folder name without ``-seed<k>``."""
+    if label not in ROW_LABELS:
+        raise ValueError(f"unknown comparison rows {label!r}: expected one of {', '.join(ROW_LABELS)}")
     return summary["method"] if label == "method" else Path(summary["run"]).name.rsplit("-seed", 1)[0]
 
 
