@@ -243,3 +243,16 @@ def test_train_command_and_models_import_no_search_or_data(tmp_path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": src}
     )
     assert out.stdout.strip() == "[] []", out.stderr
+
+
+def test_toml_reaches_every_training_field(tmp_path) -> None:
+    from equinas.cli.common import train_config
+    from equinas.cli.config import parse_with_config
+
+    config = tmp_path / "run.toml"
+    config.write_text("grad-clip = 1.0\nlr_gamma = 0.5\narch_betas = [0.6, 0.9]\nthreads = 2\nlr = 0.1\n")
+    argv = ["--config", str(config), "train", "--task", "t", "--lr", "0.2"]
+    args = parse_with_config(build_parser(only="train"), argv)
+    assert train_config(args) == TrainConfig(
+        grad_clip=1.0, gamma=0.5, arch_betas=(0.6, 0.9), num_threads=2, lr=0.2
+    )
