@@ -123,8 +123,11 @@ class ValueType:
 
     def describe(self, decl: Declaration) -> str:
         bounds = decl.bounds_text()
-        if decl.choices is not None:
-            text = "one of " + ", ".join(repr(c) for c in decl.choices)
+        choices = ", ".join(repr(c) for c in decl.choices or ())
+        if decl.choices is not None and self.base is tuple:
+            text = f"a list of names from {choices}"
+        elif decl.choices is not None:
+            text = f"one of {choices}"
         elif self.base is tuple:
             items = _describe_base(self.item or str, bounds, plural=True)
             text = f"{self.length} {items}" if self.length else f"a list of {items}"

@@ -135,8 +135,9 @@ class OptionNames:
 
     def add(self, cls: type, skip: Iterable[str] = ()) -> None:
         owner = getattr(cls, "owner_label", None) or cls.__name__
+        skipped = set(skip)
         for f, _, decl in declared_fields(cls):
-            if decl is None or f.name in set(skip):
+            if decl is None or f.name in skipped:
                 continue
             self.labels[f"{owner}.{f.name}"] = option_name(f, decl)
             self._bare.setdefault(f.name, set()).add(option_name(f, decl))
