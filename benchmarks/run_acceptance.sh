@@ -32,7 +32,7 @@ if [ "$PROFILE" = cpu-medium ]; then
     \"equinas_d@fast\": {\"arch_lr\": 0.2, \"groups\": [\"paper\"], \"search_epochs\": 6.0}}"
   for task in rotmnist mnist-c2; do
     "$PY" benchmarks/compare_methods.py --task "$task" "${MEDIUM[@]}" --settings "$SETTINGS" \
-      --methods grid equinas_e equinas_e@fast equinas_d equinas_d@fast equinas_d@prior rpp \
+      --methods grid equinas_g equinas_e equinas_e@fast equinas_d equinas_d@fast equinas_d@prior rpp \
       --out "$OUT/methods_$task" > "$OUT/methods_$task.log" 2>&1 &
   done
   wait

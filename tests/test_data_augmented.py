@@ -65,7 +65,9 @@ def test_invalid_mix():
 
 
 def test_settings_table():
-    assert set(SETTINGS) == {f"mnist-{p}{g}" for p in ("", "mixed-") for g in ("c2", "c4", "d4")}
+    shifted = {f"mnist-{p}{g}" for p in ("", "mixed-") for g in ("c2", "c4", "d4")}
+    assert set(SETTINGS) == shifted | {"mnist-turns"}
+    assert SETTINGS["mnist-turns"].num_classes == 40 and SETTINGS["mnist-d4"].num_classes == 10
     assert SETTINGS["mnist-d4"].train_mix == 0.0 and SETTINGS["mnist-d4"].test_mix == 1.0
     assert SETTINGS["mnist-mixed-c4"].train_mix == SETTINGS["mnist-mixed-c4"].test_mix == 0.5
     with pytest.raises(ValueError, match="unknown setting"):
@@ -96,3 +98,16 @@ def test_mixed_task_transforms_train_and_test(tmp_path):
         a, b = getattr(plain, split).images, getattr(mixed, split).images
         changed = (a != b).flatten(1).any(1).float().mean().item()
         assert 0.25 < changed < 0.65  # p = 0.5 of applying, 7/8 of the elements move pixels
+
+
+def test_turns_task_labels_each_digit_with_its_quarter_turn(tmp_path):
+    write_fake_mnist(tmp_path)
+    plain = load_task("mnist", tmp_path)
+    turned = load_task("mnist-turns", tmp_path)
+    assert turned.num_classes == 40
+    for split in ("train", "test"):
+        a, b = getattr(plain, split), getattr(turned, split)
+        turns = (b.labels - a.labels) // 10
+        assert torch.equal(b.labels % 10, a.labels) and set(turns.tolist()) == {0, 1, 2, 3}
+        for x, y, k in zip(a.images, b.images, turns.tolist(), strict=True):
+            assert torch.equal(torch.rot90(x, k, (-2, -1)), y)

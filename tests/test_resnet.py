@@ -393,3 +393,14 @@ def test_equinas_testing_reads_resnets_and_their_blocks() -> None:
     block = model.residual_blocks[1]  # the projection block: features in, features out
     assert block.input_shape_hint() == "[B, 2, 8, H, W]" and block.output_shape_hint() == "[B, 3, 8, H, W]"
     assert assert_equivariant(block).group == "C2"
+
+
+def test_equinas_g_on_the_resnet(tmp_path) -> None:
+    """The signal covers every conv of a unit (a block's skip projection shares its group) and the
+    found network's groups follow the recorded relaxations."""
+    result = run_search(make_method("equinas_g", decide_at=(0.5,), price=0.0), context(tmp_path, epochs=1.0))
+    first, last = result.candidates
+    assert len(first.extra["signal"]["mean"]) == 5 == len(last.groups)
+    (decision,) = result.extras["decisions"]
+    assert [m["to"] or m["from"] for m in decision["layers"]] == last.groups
+    assert last.spec["backbone"] == "resnet" and last.groups != first.groups

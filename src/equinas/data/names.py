@@ -10,6 +10,7 @@ FIXED_TASKS: tuple[str, ...] = (
     "rotmnist",
     *(f"mnist-{g}" for g in ("c2", "c4", "d4")),
     *(f"mnist-mixed-{g}" for g in ("c2", "c4", "d4")),
+    "mnist-turns",
     "galaxy10",
     "isic",
 )

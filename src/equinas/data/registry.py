@@ -108,13 +108,14 @@ def _mnist_family(
     data_dir: DataDir,
     *,
     normalisation: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
+    num_classes: int = mnist.NUM_CLASSES,
     **info: object,
 ) -> _Sources:
     """Validation held out of the official training pool; ``dataset``'s normalisation unless
     another is given."""
     mean, std = normalisation or mnist.NORMALISATION[dataset]
     info = {"files": _names(_idx_files(dataset, data_dir)), **info}
-    return _Sources(_split_val(pool, test, MNIST_VAL_SEED), mnist.NUM_CLASSES, mean, std, info)
+    return _Sources(_split_val(pool, test, MNIST_VAL_SEED), num_classes, mean, std, info)
 
 
 def _mnist(dataset: mnist.Dataset, data_dir: DataDir) -> _Sources:
@@ -131,6 +132,7 @@ def _augmented(setting: str, data_dir: DataDir) -> _Sources:
         "mnist",
         *augmented_mnist(setting, data_dir),
         data_dir,
+        num_classes=spec.num_classes,
         group=spec.group,
         train_mix=spec.train_mix,
         test_mix=spec.test_mix,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -85,6 +86,9 @@ class ConvBase(CachedFilter):
         self.basis = kernel_basis(basis, kernel_size, ambient)
         # layout of filter and output (``equinas.nn.layout``); a plain attribute, not state
         self.memory_format = torch.contiguous_format
+        # called with the gradient of the expanded filter after every backward pass through
+        # ``forward`` (e.g. ``equinas.search.relaxation_signal.GradientRecorder``); not state
+        self.filter_grad_hook: Callable[[torch.Tensor], None] | None = None
 
     @property
     def fan_in(self) -> int:
@@ -119,7 +123,10 @@ class ConvBase(CachedFilter):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        return self.conv_with(x, self.filter(), self.expanded_bias())
+        filt = self.filter()
+        if self.filter_grad_hook is not None and filt.requires_grad:
+            filt.register_hook(self.filter_grad_hook)
+        return self.conv_with(x, filt, self.expanded_bias())
 
     def conv_with(self, x: torch.Tensor, filt: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         """Convolve ambient-layout ``x`` with an expanded filter; returns ``[B, C_out, |G|, H, W]``

@@ -73,27 +73,50 @@ def accuracy_vs_parameters(records: Sequence[CandidateRecord], path: Path, title
     return path
 
 
-def groups_per_generation(
-    trace: list[dict[str, Any]], lattice: Sequence[str], path: Path, title: str
+def group_grid(
+    columns: Sequence[Sequence[str]],
+    ticks: Sequence[str],
+    xlabel: str,
+    lattice: Sequence[str],
+    path: Path,
+    title: str,
 ) -> Path:
-    """EquiNAS_E: the group of every layer of each generation's best network (rows: layers)."""
-    best = [entry["groups"][0] for entry in trace]
-    depth = len(best[0])
+    """The group of every layer (rows) in each of ``columns`` (one list of per-layer groups per
+    x tick), coloured by the group's place in ``lattice``."""
+    depth = len(columns[0])
     index = {name: i for i, name in enumerate(lattice)}
-    grid = [[index[best[g][layer]] for g in range(len(best))] for layer in range(depth)]
+    grid = [[index[column[layer]] for column in columns] for layer in range(depth)]
     colors = plt.get_cmap("tab20")(range(len(lattice)))
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(best) + 2.5), 0.45 * depth + 1.6))
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(columns) + 2.5), 0.45 * depth + 1.6))
     ax.imshow(grid, cmap=ListedColormap(colors), vmin=-0.5, vmax=len(lattice) - 0.5, aspect="auto")
     for layer in range(depth):
-        for g in range(len(best)):
-            ax.text(g, layer, best[g][layer], ha="center", va="center", fontsize=7)
-    ax.set_xticks(range(len(best)), [str(e["generation"]) for e in trace])
+        for x, column in enumerate(columns):
+            ax.text(x, layer, column[layer], ha="center", va="center", fontsize=7)
+    ax.set_xticks(range(len(columns)), list(ticks))
     ax.set_yticks(range(depth), [f"layer {i}" for i in range(depth)])
-    ax.set_xlabel("generation")
+    ax.set_xlabel(xlabel)
     ax.set_title(title)
     fig.tight_layout()
     _save(fig, path)
     return path
+
+
+def groups_per_generation(
+    trace: list[dict[str, Any]], lattice: Sequence[str], path: Path, title: str
+) -> Path:
+    """EquiNAS_E: the group of every layer of each generation's best network (rows: layers)."""
+    columns = [entry["groups"][0] for entry in trace]
+    ticks = [str(entry["generation"]) for entry in trace]
+    return group_grid(columns, ticks, "generation", lattice, path, title)
+
+
+def groups_over_training(
+    points: list[dict[str, Any]], lattice: Sequence[str], path: Path, title: str
+) -> Path:
+    """EquiNAS_G: the group of every layer from each epoch on (``[{"epoch", "groups"}]``)."""
+    columns = [p["groups"] for p in points]
+    ticks = [f"{p['epoch']:.3g}" for p in points]
+    return group_grid(columns, ticks, "epoch (the groups from then on)", lattice, path, title)
 
 
 def alpha_trajectories(points: list[dict[str, Any]], path: Path, title: str) -> Path:

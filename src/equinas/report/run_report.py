@@ -41,6 +41,11 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
         files["generations"] = plots.groups_per_generation(
             extras["generations"], lattice, out_dir / "groups_per_generation.png", title
         )
+    if "groups_over_training" in extras:
+        lattice = [g.name for g in subgroups(meta["backbone"]["ambient"])]
+        files["groups"] = plots.groups_over_training(
+            extras["groups_over_training"], lattice, out_dir / "groups_over_training.png", title
+        )
     if "alpha" in extras:
         files["alpha"] = plots.alpha_trajectories(extras["alpha"], out_dir / "alpha_trajectories.png", title)
     best = summary["best"]
@@ -65,6 +70,15 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     if extras.get("equivariance_trajectory"):
         errors = ", ".join(f"{p['output']:.2g}" for p in extras["equivariance_trajectory"])
         lines.append(f"- output equivariance error per epoch (ambient group, training images): {errors}")
+    if extras.get("decisions"):
+        lines += ["", "## Relaxations (signal / noise of the chosen subgroup)", ""]
+        lines += [
+            f"- epoch {d['epoch']:.3g}: layer {m['layer']} {m['from']} -> {m['to']} "
+            f"({m['gains'][m['to']]['signal'] / max(m['gains'][m['to']]['noise'], 1e-30):.3g})"
+            for d in extras["decisions"]
+            for m in d["layers"]
+            if m["to"] is not None
+        ] or ["- none"]
     lines += [
         "",
         "## Candidates (`*` = Pareto-optimal in validation accuracy vs parameters)",

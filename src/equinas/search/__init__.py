@@ -37,11 +37,13 @@ from equinas.search.baselines import (
 from equinas.search.clone import CloneSettings, SymmetryCloning
 from equinas.search.equinas_d import EquiNASD, EquiNASDSettings
 from equinas.search.equinas_e import EquiNASE, EquiNASESettings
+from equinas.search.equinas_g import EquiNASG, EquiNASGSettings
 from equinas.search.records import CandidateRecord, RunDirectory
 
 METHODS: dict[str, tuple[type, type]] = {
     "equinas_e": (EquiNASE, EquiNASESettings),
     "equinas_d": (EquiNASD, EquiNASDSettings),
+    "equinas_g": (EquiNASG, EquiNASGSettings),
     "fixed": (FixedGroups, FixedSettings),
     "grid": (GridSearch, GridSettings),
     "prior": (PriorRelaxed, PriorSettings),
@@ -82,6 +84,8 @@ __all__ = [
     "EquiNASDSettings",
     "EquiNASE",
     "EquiNASESettings",
+    "EquiNASG",
+    "EquiNASGSettings",
     "Evaluator",
     "FixedGroups",
     "FixedSettings",

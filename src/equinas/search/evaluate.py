@@ -6,6 +6,7 @@ module-level function of picklable arguments so that Ray workers can run it.
 
 from __future__ import annotations
 
+import contextlib
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from equinas.data.task import TaskData
 from equinas.metrics import equivariance_summary
 from equinas.models import build_model, describe_layers
 from equinas.search.records import STATUS_DIVERGED, CandidateRecord
+from equinas.search.relaxation_signal import GradientRecorder
 from equinas.train import TrainConfig, TrainingDiverged, train
 from equinas.train.cost import ComputeMeter
 from equinas.train.tensorboard import TensorBoardLogger
@@ -34,7 +36,9 @@ class CandidateJob:
 
     ``state`` holds inherited weights (EquiNAS_E children start from their relaxed parent);
     ``train`` is a ``TrainConfig.to_dict()``; ``return_state`` asks for the trained weights;
-    ``tensorboard`` is a folder for TensorBoard event files (``TensorBoardLogger``), or None.
+    ``tensorboard`` is a folder for TensorBoard event files (``TensorBoardLogger``), or None;
+    ``signal`` records the relaxation signal of the training steps into
+    ``record.extra["signal"]`` (``relaxation_signal.GradientRecorder``).
     """
 
     candidate_id: str
@@ -50,6 +54,7 @@ class CandidateJob:
     return_state: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
     tensorboard: str | None = None
+    signal: bool = False
 
 
 @dataclass
@@ -80,6 +85,7 @@ def run_candidate(job: CandidateJob, data: TaskData) -> CandidateOutcome:
     if job.state is not None:
         model.load_state_dict(job.state)
     config = TrainConfig.from_dict({**job.train, "seed": job.seed})
+    start, stop = config.span or (0.0, config.epochs)
     record = CandidateRecord(
         candidate_id=job.candidate_id,
         method=job.method,
@@ -88,8 +94,8 @@ def run_candidate(job: CandidateJob, data: TaskData) -> CandidateOutcome:
         params=sum(p.numel() for p in model.parameters()),
         val_acc=None,
         test_acc=None,
-        epochs=config.epochs,
-        lineage_epochs=job.lineage_epochs + config.epochs,
+        epochs=stop - start,
+        lineage_epochs=job.lineage_epochs + stop - start,
         generation=job.generation,
         parent_id=job.parent_id,
         mutation=job.mutation,
@@ -97,9 +103,11 @@ def run_candidate(job: CandidateJob, data: TaskData) -> CandidateOutcome:
         extra=dict(job.extra),
     )
     logger = TensorBoardLogger(job.tensorboard) if job.tensorboard else None
+    recorder = GradientRecorder(model) if job.signal else contextlib.nullcontext()
     with ComputeMeter(model, data.train.batch(0)) as meter:
         try:
-            result = train(model, data, config, progress=False, callbacks=[logger] if logger else ())
+            with recorder:
+                result = train(model, data, config, progress=False, callbacks=[logger] if logger else ())
         except TrainingDiverged as err:
             record.status = STATUS_DIVERGED
             record.extra["divergence"] = {"epoch": err.epoch, "step": err.step, "loss": str(err.loss)}
@@ -111,6 +119,8 @@ def run_candidate(job: CandidateJob, data: TaskData) -> CandidateOutcome:
             record.train_loss = metrics["train_loss"]
             record.extra["history"] = result.history
             record.equivariance = measure_equivariance(model, data)
+            if job.signal:
+                record.extra["signal"] = recorder.stats()
             if logger is not None:
                 logger.write_final(metrics, result.history[-1]["step"])
     cost = meter.cost()

@@ -36,7 +36,10 @@ class TrainConfig(Settings):
     """Settings of one training run. Construction validates every field (``ValueError``).
 
     ``epochs`` may be fractional: the run takes ``ceil(epochs * batches_per_epoch)`` steps, so
-    ``0.2`` trains on the first 20% of the (shuffled) batches of epoch 0. Schedules are per step:
+    ``0.2`` trains on the first 20% of the (shuffled) batches of epoch 0. ``span = (start,
+    stop)`` trains only that part of the run, with the run's schedule and batch order (a search
+    that rewrites a network between parts trains it as one run; the optimizer state of each
+    part starts afresh). Schedules are per step:
     ``warmup_epochs`` ramps the lr linearly from ``lr / warmup_steps`` to ``lr``; ``cosine``
     anneals it to 0 at the last step; ``step`` multiplies it by ``gamma`` every ``step_size``
     epochs. ``amp`` only acts on CUDA (bf16 autocast, or fp16 autocast with a GradScaler when
@@ -44,7 +47,8 @@ class TrainConfig(Settings):
     bilevel updates of a model's ``architecture_parameters()`` with Adam: one after every
     ``arch_every``-th weight step, from epoch ``arch_warmup_epochs`` on (before it only the
     weights train). ``log_every`` is in
-    steps (0 disables step logs). ``None`` means "not set" for ``grad_clip`` and ``num_threads``.
+    steps (0 disables step logs). ``None`` means "not set" for ``grad_clip``, ``num_threads``
+    and ``span`` (the whole run).
     ``bn_recalibration > 0`` re-estimates batch-norm statistics from that many train batches
     before every evaluation (short runs otherwise evaluate with lagging running averages).
     ``eval_every`` validates (and recalibrates) after every ``eval_every``-th epoch and after
@@ -64,6 +68,13 @@ class TrainConfig(Settings):
         above=0,
         help="epochs per network (fractions allowed; the budget unit); for equinas_e the budget of a "
         "whole lineage",
+    )
+    span: tuple[float, float] | None = setting(
+        None,
+        at_least=0,
+        metavar="START,STOP",
+        help="train only the epochs [START, STOP) of this run of --epochs, with its schedule and batch "
+        "order (none: the whole run)",
     )
     batch_size: int = setting(64, at_least=1, help="training batch size")
     optimizer: str = setting("adam", choices=OPTIMIZERS, help="weight optimizer")
@@ -127,6 +138,10 @@ class TrainConfig(Settings):
         "a random element (exact for multiples of 90 degrees and mirrors); or 'rot': random continuous "
         "rotations (bilinear). Recorded in the run; a resume must use the same",
     )
+
+    def check(self) -> None:
+        if self.span is not None and not self.span[0] < self.span[1] <= self.epochs:
+            raise self.fail("span", f"expected START < STOP <= epochs ({self.epochs:g}), got {self.span!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/TOML types; unset (``None``) fields are left out, tuples become lists."""

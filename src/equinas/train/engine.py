@@ -145,7 +145,9 @@ class Trainer:
         self.augment = Augmenter(self.config.augment, self.config.seed, background=self._train.background)
         self.arch_start_step = round(self.config.arch_warmup_epochs * self.steps_per_epoch)
 
-        self.global_step = 0
+        start, stop = self.config.span or (0.0, self.config.epochs)
+        self.stop_step = min(self.total_steps, max(1, math.ceil(stop * self.steps_per_epoch - 1e-9)))
+        self.global_step = min(round(start * self.steps_per_epoch), self.stop_step - 1)
         self.history: list[dict[str, Any]] = []
         self.wall_time = 0.0
         self._log: RunLog | None = None
@@ -163,7 +165,8 @@ class Trainer:
         return self.global_step / self.steps_per_epoch
 
     def run(self, resume: bool = False) -> TrainResult:
-        """Train to ``config.epochs`` (continuing from the checkpoint when ``resume``), then
+        """Train to ``config.epochs`` or the end of ``config.span`` (continuing from the
+        checkpoint when ``resume``), then
         evaluate on the test split. A finished checkpoint is only re-evaluated."""
         self._open(resume)
         previous_threads = torch.get_num_threads()
@@ -171,14 +174,14 @@ class Trainer:
             torch.set_num_threads(self.config.num_threads)
         try:
             bar = tqdm(
-                total=self.total_steps,
+                total=self.stop_step,
                 initial=self.global_step,
                 unit="step",
                 disable=None if self.progress else True,
                 dynamic_ncols=True,
             )
             with bar:
-                while self.global_step < self.total_steps:
+                while self.global_step < self.stop_step:
                     self._run_epoch(bar)
             return self._finish()
         finally:
@@ -250,7 +253,7 @@ class Trainer:
         """Train from the current step to the end of its epoch (or of the run), then wrap up."""
         started = time.perf_counter()
         epoch, first = divmod(self.global_step, self.steps_per_epoch)
-        last = min(self.steps_per_epoch, self.total_steps - epoch * self.steps_per_epoch)
+        last = min(self.steps_per_epoch, self.stop_step - epoch * self.steps_per_epoch)
         batch_size = self.config.batch_size
         hooks.set_training_progress(self.model, epoch, self.num_epochs)
         order = torch.randperm(
@@ -386,7 +389,7 @@ class Trainer:
     def _end_epoch(self, record: dict[str, Any], started: float) -> None:
         """Recalibrate norms and validate (at every ``eval_every``-th epoch and the last one),
         summarise the architecture, checkpoint, log, call callbacks."""
-        last = self.global_step >= self.total_steps
+        last = self.global_step >= self.stop_step
         if last or (record["epoch_index"] + 1) % self.config.eval_every == 0:
             self._validate(record)
         architecture = hooks.architecture_summary(self.model)

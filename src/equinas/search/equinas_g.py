@@ -1,0 +1,171 @@
+"""EquiNAS_G: find each layer's group while training ONE network, by gradient-signalled relaxations.
+
+Every layer starts at ``start_group`` (default: the ambient group) and the network trains for
+the run's epochs as one run (one seed, schedule and batch order; the optimizer state restarts
+with each part), cut into parts at the fractions ``decide_at`` of the budget. During each part
+but the last, the relaxation signal (``equinas.search.relaxation_signal``) is recorded from the
+gradients of its own training steps: for every layer and every subgroup ``H`` of its group, the
+loss decrease that the directions an ``H``-layer frees would allow (first order, noise
+removed), minus ``price`` times the noise one training batch puts into them. Each layer with a
+positive net gain is relaxed, by the exact relaxation morphism, to its best subgroup, and
+training goes on from the same function. A decision costs no extra pass; the whole search
+costs one network plus the evaluations that end each part (validation, test, batch-norm
+recalibration), all counted in the records.
+
+Records: one per part (``p00``, ``p01``, ...; the last is the found network). The decisions
+(``decisions.json`` and ``result.extras["decisions"]``: epoch, layer, from, to, and the
+signal of every candidate) are a pure function of the stored parts, so a resumed run neither
+repeats nor loses one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from equinas.groups import parse_group
+from equinas.models import ArchSpec, build_model
+from equinas.morphisms import relax_network
+from equinas.search.base import Evaluator, SearchContext, SearchResult
+from equinas.search.evaluate import candidate_seed
+from equinas.search.records import CandidateRecord
+from equinas.search.relaxation_signal import decide
+from equinas.search.space import search_space, space_names
+from equinas.settings import Settings, setting
+
+
+@dataclass(frozen=True)
+class EquiNASGSettings(Settings):
+    """When relaxations are decided, what they cost, and the groups a layer may take; see the
+    module docstring. Every part must have at least two training steps (the samples of its
+    signal); a run that would not is refused before training."""
+
+    decide_at: tuple[float, ...] = setting(
+        (0.1, 0.2, 0.3),
+        above=0,
+        below=1,
+        help="fractions of the budget after which relaxations are decided (strictly increasing)",
+    )
+    price: float = setting(
+        0.1,
+        at_least=0,
+        help="price of a relaxation per unit of the noise one training batch puts into the directions it "
+        "frees; a layer relaxes where the gradient signal there exceeds it",
+    )
+    start_group: str | None = setting(
+        None, subgroups=True, help="group of every layer at the start (default: the ambient group)"
+    )
+    space: tuple[str, ...] | None = setting(
+        None,
+        check=space_names,
+        subgroups=True,
+        help="groups a layer may take; 'paper': D4,C4,D1,C2,C1 (default: the whole lattice)",
+    )
+
+    def check(self) -> None:
+        fractions = self.decide_at
+        if not fractions:
+            raise self.fail("decide_at", "expected at least one fraction")
+        if any(b <= a for a, b in zip(fractions, fractions[1:], strict=False)):
+            raise self.fail("decide_at", f"expected strictly increasing fractions, got {fractions!r}")
+
+
+class EquiNASG:
+    """One-lineage relaxation search; see the module docstring."""
+
+    name: ClassVar[str] = "equinas_g"
+
+    def __init__(self, settings: EquiNASGSettings | None = None):
+        self.settings = settings or EquiNASGSettings()
+
+    def resolve(self, ctx: SearchContext) -> tuple[EquiNASG, SearchContext]:
+        """Refuse, before any training, a run whose parts would have fewer than two steps."""
+        _check_parts(self._bounds(ctx.train.epochs), len(ctx.data.train), ctx.train.batch_size)
+        return self, ctx
+
+    def _bounds(self, epochs: float) -> list[float]:
+        """Epochs where the parts start, then the end of the run."""
+        return [0.0, *(f * epochs for f in self.settings.decide_at), epochs]
+
+    def run(self, ctx: SearchContext) -> SearchResult:
+        s = self.settings
+        ev = Evaluator(ctx, self.name)
+        ambient = parse_group(ctx.backbone.ambient)
+        space = search_space(ambient, s.space)
+        bounds = self._bounds(ctx.train.epochs)
+        spec = ctx.backbone.spec(ctx.data, s.start_group or ctx.backbone.ambient)
+        state: dict[str, Any] | None = None
+        parent: CandidateRecord | None = None
+        trace: list[dict[str, Any]] = []
+        parts = []
+        for part, (start, stop) in enumerate(zip(bounds, bounds[1:], strict=False)):
+            last = part == len(bounds) - 2
+            job = ev.job(
+                f"p{part:02d}",
+                spec,
+                state=state,
+                train=ctx.train_dict(span=[start, stop]),
+                generation=part,
+                parent_id=parent.candidate_id if parent else None,
+                mutation=_mutation(trace, part),
+                lineage_epochs=start,
+                return_state=True,
+                signal=not last,
+            )
+            job.seed = candidate_seed(ctx.seed, "p00")  # one run: every part draws the batches of one seed
+            (record,) = ev.evaluate([job], label=f"part {part + 1}/{len(bounds) - 1}")
+            if not record.ok:
+                raise ValueError(
+                    f"part {part} of the network diverged ({record.extra.get('divergence')}); "
+                    "try a lower --lr or --grad-clip"
+                )
+            parts.append(record)
+            if last:
+                break
+            decisions = decide(record.extra["signal"], ambient, space, s.price)
+            spec, state = self._relaxed(ctx, record, decisions)
+            trace.append({"part": part, "epoch": stop, "layers": decisions})
+            ctx.run.write_json("decisions.json", trace)
+            parent = record
+        extras = {"decisions": trace, "groups_over_training": _groups_over_training(parts)}
+        return SearchResult(self.name, parts[-1], parts, extras=extras)
+
+    @staticmethod
+    def _relaxed(
+        ctx: SearchContext, record: CandidateRecord, decisions: list[dict[str, Any]]
+    ) -> tuple[ArchSpec, dict[str, Any]]:
+        """The part's trained network with every decided relaxation applied (same function)."""
+        model = build_model(record.spec)
+        model.load_state_dict(ctx.run.load_state(record.candidate_id))
+        for decision in decisions:
+            if decision["to"] is not None:
+                model = relax_network(model, decision["layer"], decision["to"])
+        return model.spec, {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _check_parts(bounds: list[float], num_train: int, batch_size: int) -> None:
+    """``ValueError`` unless every part but the last has at least two training steps."""
+    steps_per_epoch = math.ceil(num_train / batch_size)
+    starts = [round(b * steps_per_epoch) for b in bounds[:-1]]
+    short = [i for i, (a, b) in enumerate(zip(starts, starts[1:], strict=False)) if b - a < 2]
+    if short:
+        raise ValueError(
+            f"part {short[0]} of the run has fewer than 2 training steps ({steps_per_epoch} per epoch): "
+            "its relaxation signal needs at least 2; train longer or decide later (decide_at)"
+        )
+
+
+def _mutation(trace: list[dict[str, Any]], part: int) -> str | None:
+    """``"layer1:D4->C4,layer3:D4->D2"`` for the relaxations before ``part`` (``"none"`` if none)."""
+    if part == 0:
+        return None
+    moves = [f"layer{d['layer']}:{d['from']}->{d['to']}" for d in trace[part - 1]["layers"] if d["to"]]
+    return ",".join(moves) or "none"
+
+
+def _groups_over_training(parts: list[CandidateRecord]) -> list[dict[str, Any]]:
+    """``[{"epoch": start of the part, "groups": [group per layer]}]``, then the end of training."""
+    points = [{"epoch": p.lineage_epochs - p.epochs, "groups": list(p.groups)} for p in parts]
+    points.append({"epoch": parts[-1].lineage_epochs, "groups": list(parts[-1].groups)})
+    return points
