@@ -22,20 +22,24 @@ class _PixelsMajorBatchNorm(torch.autograd.Function):
     column affine ``w, b`` ``[C*G]``. Backward, with ``xhat = (x - mu_c) * r_c``,
     ``r_c = rsqrt(var_c + eps)``: ``dw = sum g*xhat``, ``db = sum g`` per column and
     ``dx = r_c * (w*g - sum_g(w*db)/n - xhat * sum_g(w*dw)/n)``.
-    Returns ``(y, mu_c, var_c)`` (biased variance).
+    Returns ``(y, mu_c, var_c)`` (biased variance). Under autocast ``x`` is bfloat16: the maps
+    (``y``, the saved ``x - mu_c``, ``dx``) keep its dtype, while the column sums (accumulated
+    in float32 by torch's reductions), the statistics and the affine gradients are computed in
+    the parameters' dtype (float32), so the running statistics stay float32.
     """
 
     @staticmethod
     def forward(ctx, x, weight, bias, groups: int, eps: float):  # type: ignore[override]
         channels, count = x.shape[1] // groups, x.shape[0] * groups
-        mean = x.sum(0).view(channels, groups).sum(1) / count
-        centred = x - mean.repeat_interleave(groups)
-        var = centred.square().sum(0).view(channels, groups).sum(1) / count
+        stats = weight.dtype
+        mean = x.sum(0).to(stats).view(channels, groups).sum(1) / count
+        centred = x - mean.repeat_interleave(groups).to(x.dtype)
+        var = centred.square().sum(0).to(stats).view(channels, groups).sum(1) / count
         rstd = torch.rsqrt(var + eps).repeat_interleave(groups)
         ctx.save_for_backward(centred, weight, rstd)
         ctx.groups = groups
         ctx.mark_non_differentiable(mean, var)
-        return torch.addcmul(bias, centred, rstd * weight), mean, var
+        return torch.addcmul(bias.to(x.dtype), centred, (rstd * weight).to(x.dtype)), mean, var
 
     @staticmethod
     @once_differentiable
@@ -48,11 +52,13 @@ class _PixelsMajorBatchNorm(torch.autograd.Function):
             return column.view(channels, groups).sum(1).repeat_interleave(groups)
 
         grad = grad.contiguous()
-        grad_bias = grad.sum(0)
-        grad_weight = rstd * (grad * centred).sum(0)
+        stats, low = weight.dtype, centred.dtype
+        grad_bias = grad.sum(0).to(stats)
+        grad_weight = rstd * (grad * centred).sum(0).to(stats)
         shift = -rstd * per_channel(weight * grad_bias) / count
         slope = -rstd * rstd * per_channel(weight * grad_weight) / count
-        grad_x = torch.addcmul(torch.addcmul(shift, centred, slope), grad, rstd * weight)
+        grad_x = torch.addcmul(shift.to(low), centred, slope.to(low))
+        grad_x = torch.addcmul(grad_x, grad, (rstd * weight).to(low))
         return grad_x, grad_weight, grad_bias, None, None
 
 
@@ -107,7 +113,7 @@ class GroupBatchNorm(nn.Module):
                 rstd = torch.rsqrt(self.running_var + self.eps)[:, None]
                 scale = self.expansion.vector(self.weight) * rstd  # [C, |G|]
                 shift = self.expansion.vector(self.bias) - self.running_mean[:, None] * scale
-                y = torch.addcmul(shift.reshape(-1), rows, scale.reshape(-1))
+                y = torch.addcmul(shift.reshape(-1).to(x.dtype), rows, scale.reshape(-1).to(x.dtype))
             elif b * h * w * g > 1:
                 y = self._train_pixels_major(rows, factor)
             else:
@@ -146,8 +152,8 @@ class GroupBatchNorm(nn.Module):
             )
         y = F.batch_norm(x, self.running_mean, self.running_var, None, None, self.training, factor, self.eps)
         plane = (x.shape[1], x.shape[2]) + (1,) * (x.dim() - 3)  # [C, |G|, 1, 1] or [C, |G|]
-        scale = self.expansion.vector(self.weight).reshape(plane)
-        shift = self.expansion.vector(self.bias).reshape(plane)
+        scale = self.expansion.vector(self.weight).reshape(plane).to(y.dtype)
+        shift = self.expansion.vector(self.bias).reshape(plane).to(y.dtype)
         return torch.addcmul(shift, y, scale)
 
     def extra_repr(self) -> str:

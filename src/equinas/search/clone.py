@@ -35,7 +35,7 @@ from equinas.train import TrainConfig, evaluate, load_checkpoint
 from equinas.train.checkpoint import CHECKPOINT_NAME
 from equinas.train.cost import ComputeMeter
 from equinas.train.distill import CLONE_LOSSES, clone_logits, logit_distance
-from equinas.train.runtime import resolve_device
+from equinas.train.runtime import amp_dtype, resolve_device
 
 HELD_OUT = 256  # validation images on which the student's imitation of the teacher is measured
 
@@ -128,10 +128,11 @@ def _scored_record(
         **fields,
     )
     device = next(model.parameters()).device
+    dtype = amp_dtype(ctx.train, device)
     for split in ("val", "test"):
         data = getattr(ctx.data, split)
         if len(data):
-            scores = evaluate(model, data, ctx.train.eval_batch_size, device)
+            scores = evaluate(model, data, ctx.train.eval_batch_size, device, dtype)
             setattr(record, f"{split}_acc", scores["acc"])
             setattr(record, f"{split}_loss", scores["loss"])
     return record

@@ -29,6 +29,7 @@ from equinas.train import TrainConfig, evaluate
 from equinas.train.cost import ComputeMeter
 from equinas.train.norm_stats import recalibrate_batch_norm
 from equinas.train.rng import derived_generator
+from equinas.train.runtime import amp_dtype
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,7 @@ class EquiNASD:
         the mixture the statistics were gathered on.
         """
         seed = candidate_seed(ctx.seed, "discrete")
+        dtype = amp_dtype(ctx.train, next(model.parameters()).device)
         with ComputeMeter(model, ctx.data.train.batch(0)) as meter:
             recalibrate_batch_norm(
                 model,
@@ -155,9 +157,10 @@ class EquiNASD:
                 ctx.train.bn_recalibration,
                 ctx.train.batch_size,
                 derived_generator(seed, "bn-recalibration", 0),
+                dtype,
             )
-            val = evaluate(model, ctx.data.val, ctx.train.eval_batch_size)
-            test = evaluate(model, ctx.data.test, ctx.train.eval_batch_size)
+            val = evaluate(model, ctx.data.val, ctx.train.eval_batch_size, autocast_dtype=dtype)
+            test = evaluate(model, ctx.data.test, ctx.train.eval_batch_size, autocast_dtype=dtype)
             equivariance = measure_equivariance(model, ctx.data)
         cost = meter.cost()
         spec = model.spec.to_dict()

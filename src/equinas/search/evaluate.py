@@ -118,6 +118,8 @@ def run_candidate(job: CandidateJob, data: TaskData) -> CandidateOutcome:
             record.val_loss, record.test_loss = metrics["val_loss"], metrics["test_loss"]
             record.train_loss = metrics["train_loss"]
             record.extra["history"] = result.history
+            if result.autocast is not None:
+                record.extra["autocast"] = result.autocast
             record.equivariance = measure_equivariance(model, data)
             if job.signal:
                 record.extra["signal"] = recorder.stats()

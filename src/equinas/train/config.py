@@ -15,9 +15,20 @@ DEVICES = ("auto", "cpu", "cuda")
 AMP_DTYPES = ("auto", "bfloat16", "float16")
 
 # Settings that may differ between a run and its resumption: they do not change which updates
-# are applied (``epochs`` extends or keeps the run; it does reshape a cosine schedule).
+# are applied (``epochs`` extends or keeps the run; it does reshape a cosine schedule), only
+# where and in which arithmetic precision they are computed (``device``, ``amp``).
 RESUMABLE_CHANGES = frozenset(
-    {"epochs", "device", "num_threads", "log_every", "eval_batch_size", "eval_every", "memory_format"}
+    {
+        "epochs",
+        "device",
+        "num_threads",
+        "log_every",
+        "eval_batch_size",
+        "eval_every",
+        "memory_format",
+        "amp",
+        "amp_dtype",
+    }
 )
 # Settings that change no trained weight and no final metric (only which epochs are logged/validated).
 RESULT_NEUTRAL = frozenset({"log_every", "eval_every"})
@@ -42,9 +53,12 @@ class TrainConfig(Settings):
     part starts afresh). Schedules are per step:
     ``warmup_epochs`` ramps the lr linearly from ``lr / warmup_steps`` to ``lr``; ``cosine``
     anneals it to 0 at the last step; ``step`` multiplies it by ``gamma`` every ``step_size``
-    epochs. ``amp`` only acts on CUDA (bf16 autocast, or fp16 autocast with a GradScaler when
-    ``amp_dtype`` is ``float16`` or the GPU lacks bf16). ``arch_lr > 0`` enables first-order
-    bilevel updates of a model's ``architecture_parameters()`` with Adam: one after every
+    epochs. ``amp`` runs forward passes under autocast (``runtime.amp_dtype``): bfloat16 on CPUs
+    with native bf16 arithmetic (AVX-512 BF16 or AMX; elsewhere a warning and float32, and
+    ``amp_dtype='float16'`` is refused on CPU) and on GPUs that support it, float16 with a
+    GradScaler on other GPUs or with ``amp_dtype='float16'``; weights, optimizer state, batch-norm
+    statistics and checkpoints stay float32, and a resume may switch it. ``arch_lr > 0`` enables
+    first-order bilevel updates of a model's ``architecture_parameters()`` with Adam: one after every
     ``arch_every``-th weight step, from epoch ``arch_warmup_epochs`` on (before it only the
     weights train). ``log_every`` is in
     steps (0 disables step logs). ``None`` means "not set" for ``grad_clip``, ``num_threads``
@@ -93,9 +107,15 @@ class TrainConfig(Settings):
     )
     seed: int = setting(0, at_least=0, at_most=2**32 - 1, help="random seed")
     device: str = setting("auto", choices=DEVICES, help="auto (cuda when available), cpu or cuda")
-    amp: bool = setting(False, help="mixed precision (CUDA only)")
+    amp: bool = setting(
+        False,
+        help="mixed precision: bfloat16 autocast on CPUs with native bf16 (AVX-512 BF16, AMX; elsewhere a "
+        "warning and float32) and on GPUs (float16 where a GPU lacks bf16); weights stay float32",
+    )
     amp_dtype: str = setting(
-        "auto", choices=AMP_DTYPES, help="autocast type of --amp (auto: bfloat16 where the GPU has it)"
+        "auto",
+        choices=AMP_DTYPES,
+        help="autocast type of --amp (auto: bfloat16 where the device has it; float16: CUDA only)",
     )
     grad_clip: float | None = setting(
         None, above=0, help="clip the gradient norm of every weight step to this value (none: off)"

@@ -24,6 +24,7 @@ from equinas.train.augment import Augmenter
 from equinas.train.config import TrainConfig
 from equinas.train.optim import LRSchedule, build_optimizer
 from equinas.train.rng import derived_generator
+from equinas.train.runtime import amp_dtype, autocast
 
 CLONE_LOSSES = ("mse", "kl")
 
@@ -56,9 +57,10 @@ def clone_logits(
     with ``split.background`` as the fill of interpolating transforms); returns the mean loss
     of every (partial) epoch.
 
-    Uses ``config``'s optimizer, learning rate and schedule, batch size and seed; the order of
-    each epoch comes from ``(config.seed, "clone", epoch)``. Raises ``ValueError`` when the
-    loss becomes NaN or infinite.
+    Uses ``config``'s optimizer, learning rate and schedule, batch size, seed and mixed precision
+    (``config.amp``: both networks' forward passes under autocast, the loss in float32); the
+    order of each epoch comes from ``(config.seed, "clone", epoch)``. Raises ``ValueError`` when
+    the loss becomes NaN or infinite.
     """
     batch_size = config.batch_size
     steps_per_epoch = math.ceil(len(split) / batch_size)
@@ -67,6 +69,7 @@ def clone_logits(
     schedule = LRSchedule(config, steps_per_epoch, total)
     transform = Augmenter(group, config.seed, stream="clone", background=split.background)
     device = next(student.parameters()).device
+    dtype = amp_dtype(config, device)
     teacher.eval()
     student.train()
     history: list[float] = []
@@ -81,9 +84,11 @@ def clone_logits(
                     break
                 index = order[batch * batch_size : (batch + 1) * batch_size]
                 moved = transform(split.batch(index).to(device), step)
-                with torch.no_grad():
-                    target = teacher(moved)
-                value = logit_loss(student(moved), target, loss, temperature)
+                with autocast(device, dtype):
+                    with torch.no_grad():
+                        target = teacher(moved)
+                    logits = student(moved)
+                value = logit_loss(logits.float(), target.float(), loss, temperature)
                 if not math.isfinite(value.item()):
                     raise ValueError(f"the cloning loss became {value.item()} at step {step}; try a lower lr")
                 schedule.apply(optimizer, step)

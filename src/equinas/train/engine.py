@@ -39,7 +39,14 @@ from equinas.train.rng import (
     seed_everything,
 )
 from equinas.train.runlog import RunLog, jsonable
-from equinas.train.runtime import amp_dtype, autocast, memory_format, resolve_device
+from equinas.train.runtime import (
+    amp_dtype,
+    autocast,
+    dtype_name,
+    keep_freed_memory,
+    memory_format,
+    resolve_device,
+)
 
 
 class TrainingDiverged(RuntimeError):
@@ -58,7 +65,9 @@ class TrainingDiverged(RuntimeError):
 class TrainResult:
     """Outcome of a run. ``metrics`` holds the final ``train_loss``, ``train_acc``, ``val_loss``,
     ``val_acc``, ``test_loss`` and ``test_acc`` (``None`` for an empty split); ``history`` one
-    record per (possibly partial) epoch; epochs are fractional counts of epochs done."""
+    record per (possibly partial) epoch; epochs are fractional counts of epochs done;
+    ``autocast`` names the dtype the forward passes ran in under autocast (``"bfloat16"``), or
+    is ``None`` (no mixed precision)."""
 
     metrics: dict[str, float | None]
     history: list[dict[str, Any]]
@@ -68,6 +77,7 @@ class TrainResult:
     wall_time: float
     device: str
     num_params: int
+    autocast: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types."""
@@ -168,6 +178,7 @@ class Trainer:
         """Train to ``config.epochs`` or the end of ``config.span`` (continuing from the
         checkpoint when ``resume``), then
         evaluate on the test split. A finished checkpoint is only re-evaluated."""
+        keep_freed_memory()
         self._open(resume)
         previous_threads = torch.get_num_threads()
         if self.config.num_threads is not None:
@@ -207,7 +218,7 @@ class Trainer:
                 )
             self._restore(load_checkpoint(path), path)
             log.truncate_after(self.global_step)
-            log.write("resume", self.global_step, epoch=self.epochs_done)
+            log.write("resume", self.global_step, epoch=self.epochs_done, autocast=dtype_name(self.amp_dtype))
         else:
             seed_everything(self.config.seed)
             log.start_fresh()
@@ -217,6 +228,7 @@ class Trainer:
                 task=self.data.name,
                 config=self.config.to_dict(),
                 device=str(self.device),
+                autocast=dtype_name(self.amp_dtype),
                 num_params=_num_params(self.model),
                 metadata=self.metadata,
             )
@@ -476,6 +488,7 @@ class Trainer:
             wall_time=self.wall_time,
             device=str(self.device),
             num_params=_num_params(self.model),
+            autocast=dtype_name(self.amp_dtype),
         )
         if self._log is not None:
             self._log.write("end", self.global_step, metrics=metrics, wall_time=self.wall_time)

@@ -21,8 +21,8 @@ def evaluate(
 
     Runs in eval mode under ``torch.inference_mode()`` (the model's previous train/eval mode is
     restored afterwards), in batches of ``batch_size`` moved to ``device`` (default: the device
-    of the model's first parameter, else CPU). ``autocast_dtype`` enables CUDA autocast. The
-    loss is the mean cross-entropy per example, accumulated in float64.
+    of the model's first parameter, else CPU). ``autocast_dtype`` runs the forward passes under
+    autocast to that dtype. The loss is the mean cross-entropy per example, accumulated in float64.
     """
     if len(split) == 0:
         raise ValueError("cannot evaluate on an empty split")
