@@ -45,11 +45,8 @@ def fold_batch_norm(conv: nn.Conv2d, norm: GroupBatchNorm) -> nn.Conv2d:
     norm computes ``(y - mean[c]) / sqrt(var[c] + eps) * scale[c, g] + shift[c, g]``, an affine
     map per conv channel that is folded into the filter and bias (computed in float64).
     """
-    mean, var = norm.running_mean.double(), norm.running_var.double()
-    scale = norm.expansion.vector(norm.weight.detach().double())  # [C, |G|]
-    shift = norm.expansion.vector(norm.bias.detach().double())
-    gain = (scale / torch.sqrt(var + norm.eps)[:, None]).reshape(-1)  # [C*|G|]
-    offset = (shift - mean[:, None] * gain.reshape(scale.shape)).reshape(-1)
+    with torch.no_grad():
+        gain, offset = norm.eval_affine(torch.float64)  # [C*|G|] each
     bias = conv.bias.detach().double() if conv.bias is not None else torch.zeros_like(gain)
     weight = conv.weight.detach().double() * gain[:, None, None, None]
     folded = nn.Conv2d(

@@ -8,11 +8,16 @@ from torch import nn
 
 from equinas.models.network import SpecNetwork, build_layer, check_norm_fits
 from equinas.models.spec import ArchSpec
-from equinas.nn import GroupBatchNorm, InvariantHead, SpatialPool
+from equinas.nn import GroupBatchNorm, InvariantHead, SpatialPool, normalized_conv
 
 
 class EquivariantBlock(nn.Module):
-    """``conv -> GroupBatchNorm -> ReLU -> optional 2x2 max pool`` on ambient-layout maps."""
+    """``conv -> GroupBatchNorm -> ReLU -> optional 2x2 max pool`` on ambient-layout maps.
+
+    Computed as ``conv -> norm -> pool -> ReLU`` (max pooling and ReLU commute, values and
+    gradients alike, and ReLU then touches a quarter of the values), with an eval-mode norm
+    folded into the conv (``normalized_conv``).
+    """
 
     def __init__(self, conv: nn.Module, norm: GroupBatchNorm, pool: bool):
         super().__init__()
@@ -28,13 +33,19 @@ class EquivariantBlock(nn.Module):
         return self.conv.output_shape_hint()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.norm(self.conv(x))
-        b, c, g, h, w = y.shape
-        # on the 4-D view (a view in either layout; elementwise kernels run faster on it than on
-        # the 5-D channels-last strides); in place only without autograd: in training the norm's
-        # output may be a view, and in-place ops on views make autograd copy their base
-        y = F.relu(y.reshape(b, c * g, h, w), inplace=not torch.is_grad_enabled()).reshape(b, c, g, h, w)
-        return self.pool(y) if self.pool is not None else y
+        y = normalized_conv(self.conv, self.norm, x)
+        if self.pool is not None:
+            y = self.pool(y)
+        return relu_features(y)
+
+
+def relu_features(y: torch.Tensor) -> torch.Tensor:
+    """ReLU of a group feature map ``[B, C, |G|, H, W]``, computed on its 4-D view (a view in
+    either layout; elementwise kernels run faster on it than on the 5-D channels-last strides);
+    in place only without autograd: in training ``y`` may be a view, and in-place ops on views
+    make autograd copy their base."""
+    b, c, g, h, w = y.shape
+    return F.relu(y.reshape(b, c * g, h, w), inplace=not torch.is_grad_enabled()).reshape(b, c, g, h, w)
 
 
 def invariant_head(spec: ArchSpec, channels: int) -> InvariantHead:

@@ -29,14 +29,13 @@ convolution samples the even pixels, which a rotation of an even-sized grid maps
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from equinas.models.cnn import EquivariantBlock, invariant_head
+from equinas.models.cnn import EquivariantBlock, invariant_head, relu_features
 from equinas.models.layers import LAYER_KINDS
 from equinas.models.network import SpecNetwork, build_layer, layer_context
 from equinas.models.spec import ArchSpec
-from equinas.nn import GroupBatchNorm, GroupConv, SpatialPool
+from equinas.nn import GroupBatchNorm, GroupConv, SpatialPool, normalized_conv
 
 
 class ProjectionSkip(nn.Module):
@@ -47,7 +46,7 @@ class ProjectionSkip(nn.Module):
         self.conv, self.norm = conv, norm
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.conv(x))
+        return normalized_conv(self.conv, self.norm, x)
 
 
 class ResidualBlock(nn.Module):
@@ -74,9 +73,11 @@ class ResidualBlock(nn.Module):
         return self.conv2.output_shape_hint()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.norm2(self.conv2(F.relu(self.norm1(self.conv1(x)))))
-        y = F.relu(y + (x if self.skip is None else self.skip(x)))
-        return self.pool(y) if self.pool is not None else y
+        y = normalized_conv(self.conv2, self.norm2, relu_features(normalized_conv(self.conv1, self.norm1, x)))
+        y = y + (x if self.skip is None else self.skip(x))
+        if self.pool is not None:  # max pooling commutes with the ReLU: pool first, ReLU fewer values
+            y = self.pool(y)
+        return relu_features(y)
 
 
 def projection_skip(spec: ArchSpec, second: int, in_channels: int) -> ProjectionSkip:

@@ -26,6 +26,7 @@ _SOURCES = {
     "MixedGroupConv": "mixed",
     "prior_logits": "mixed",
     "GroupBatchNorm": "norm",
+    "normalized_conv": "norm",
     "EquivarianceBreakWarning": "pooling",
     "GroupPool": "pooling",
     "InvariantHead": "pooling",

@@ -8,8 +8,25 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from equinas.groups import PlanarGroup
-from equinas.nn.conv import check_count, resolve_groups
+from equinas.nn.conv import ConvBase, check_count, resolve_groups
 from equinas.nn.expansion import FilterExpansion
+
+
+def _column_affine(x: torch.Tensor, scale: torch.Tensor | None, shift: torch.Tensor) -> torch.Tensor:
+    """``x * scale + shift`` (``x + shift`` without ``scale``) per column of ``x`` ``[N, K]``, in
+    ``x``'s dtype; ``scale`` and ``shift`` are ``[K]`` in any float dtype. For bfloat16 ``x``,
+    torch's inference batch-norm kernel computes it in float32 with one rounding, 1.4-1.8x faster
+    on CPU than a broadcasting ``addcmul``/``sub`` in bfloat16; float32 keeps ``addcmul``."""
+    if x.dtype in (torch.bfloat16, torch.float16):
+        ones = torch.ones_like(shift)
+        return (
+            F.batch_norm(x, -shift, ones, scale, None, False, 0.0, 0.0)
+            if scale is None
+            else (F.batch_norm(x, torch.zeros_like(shift), ones, scale, shift, False, 0.0, 0.0))
+        )
+    if scale is None:
+        return x + shift.to(x.dtype)
+    return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
 
 
 class _PixelsMajorBatchNorm(torch.autograd.Function):
@@ -33,13 +50,13 @@ class _PixelsMajorBatchNorm(torch.autograd.Function):
         channels, count = x.shape[1] // groups, x.shape[0] * groups
         stats = weight.dtype
         mean = x.sum(0).to(stats).view(channels, groups).sum(1) / count
-        centred = x - mean.repeat_interleave(groups).to(x.dtype)
+        centred = _column_affine(x, None, -mean.repeat_interleave(groups))
         var = centred.square().sum(0).to(stats).view(channels, groups).sum(1) / count
         rstd = torch.rsqrt(var + eps).repeat_interleave(groups)
         ctx.save_for_backward(centred, weight, rstd)
         ctx.groups = groups
         ctx.mark_non_differentiable(mean, var)
-        return torch.addcmul(bias.to(x.dtype), centred, (rstd * weight).to(x.dtype)), mean, var
+        return _column_affine(centred, rstd * weight, bias), mean, var
 
     @staticmethod
     @once_differentiable
@@ -52,13 +69,12 @@ class _PixelsMajorBatchNorm(torch.autograd.Function):
             return column.view(channels, groups).sum(1).repeat_interleave(groups)
 
         grad = grad.contiguous()
-        stats, low = weight.dtype, centred.dtype
+        stats = weight.dtype
         grad_bias = grad.sum(0).to(stats)
         grad_weight = rstd * (grad * centred).sum(0).to(stats)
         shift = -rstd * per_channel(weight * grad_bias) / count
         slope = -rstd * rstd * per_channel(weight * grad_weight) / count
-        grad_x = torch.addcmul(shift.to(low), centred, slope.to(low))
-        grad_x = torch.addcmul(grad_x, grad, (rstd * weight).to(low))
+        grad_x = _column_affine(centred, slope, shift).addcmul_(grad, (rstd * weight).to(centred.dtype))
         return grad_x, grad_weight, grad_bias, None, None
 
 
@@ -110,16 +126,25 @@ class GroupBatchNorm(nn.Module):
             b, c, g, h, w = x.shape
             rows = pixels_major.reshape(b * h * w, c * g)
             if not self.training:  # an affine map per column (c, g): one pass over the rows
-                rstd = torch.rsqrt(self.running_var + self.eps)[:, None]
-                scale = self.expansion.vector(self.weight) * rstd  # [C, |G|]
-                shift = self.expansion.vector(self.bias) - self.running_mean[:, None] * scale
-                y = torch.addcmul(shift.reshape(-1).to(x.dtype), rows, scale.reshape(-1).to(x.dtype))
+                y = _column_affine(rows, *self.eval_affine())
             elif b * h * w * g > 1:
                 y = self._train_pixels_major(rows, factor)
             else:
                 y = self._normalize(rows.reshape(b * h * w, c, g), factor)  # torch's error message
             return y.reshape(b, h, w, c, g).permute(0, 3, 4, 1, 2)
         return self._normalize(x, factor)
+
+    def eval_affine(self, dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The eval-mode norm as an affine map per ambient plane: ``(gain, offset)``, each
+        ``[C*|G|]`` (plane ``(c, g)`` at ``c*|G| + g``), with ``y = x * gain + offset``:
+        ``gain = w[c, g] / sqrt(running_var[c] + eps)``, ``offset = b[c, g] - running_mean[c] * gain``.
+        Computed in the statistics' dtype (or ``dtype`` when it is float64), returned in ``dtype``."""
+        work = torch.float64 if dtype == torch.float64 else self.running_var.dtype
+        rstd = torch.rsqrt(self.running_var.to(work) + self.eps)[:, None]
+        gain = self.expansion.vector(self.weight.to(work)) * rstd  # [C, |G|]
+        offset = self.expansion.vector(self.bias.to(work)) - self.running_mean.to(work)[:, None] * gain
+        out = dtype or gain.dtype
+        return gain.reshape(-1).to(out), offset.reshape(-1).to(out)
 
     def _train_pixels_major(self, x: torch.Tensor, factor: float) -> torch.Tensor:
         """Train-mode batch norm of ``x`` ``[N, C*|G|]`` (column ``(c, g)``); updates the running
@@ -160,3 +185,18 @@ class GroupBatchNorm(nn.Module):
         params = self.weight.numel() + self.bias.numel()
         layout = f"[B, {self.channels}, {self.ambient.order}, H, W]"
         return f"{self.channels}, group={self.group}, ambient={self.ambient}, {layout}, params={params}"
+
+
+def normalized_conv(conv: nn.Module, norm: GroupBatchNorm, x: torch.Tensor) -> torch.Tensor:
+    """``norm(conv(x))``. With ``norm`` in eval mode and ``conv`` an equinas convolution, the
+    norm's affine map (``eval_affine``) is folded into the conv's filter and bias: one pass over
+    the output less, the same values to float rounding, and as equivariant (the gain is constant
+    on the planes the conv's group ties)."""
+    if norm.training or not isinstance(conv, ConvBase):
+        return norm(conv(x))
+    conv.check_input(x)
+    filt, bias = conv.filter(), conv.expanded_bias()
+    gain, offset = norm.eval_affine(filt.dtype)
+    if bias is not None:
+        offset = torch.addcmul(offset, bias, gain)
+    return conv.conv_with(x, filt * gain[:, None, None, None], offset)
