@@ -41,8 +41,12 @@ from equinas.nn.norm import GroupBatchNorm
 from equinas.nn.pooling import SpatialPool
 
 # Bound on the relative error of exact elements, per dtype: ~170 ulps of float32 (deep stacks
-# sum thousands of products) and ~10^4 ulps of float64.
-TOLERANCES: dict[torch.dtype, float] = {torch.float32: 1e-5, torch.float64: 1e-12}
+# sum thousands of products) and ~10^4 ulps of float64. ``bfloat16`` means mixed precision: a
+# float32 module under bf16 autocast, whose convolutions round their float32 sums to bf16 (8
+# bits): F(g.x) and g.F(x) then differ by a rounding flip in some values, about 5 ulps of bf16.
+TOLERANCES: dict[torch.dtype, float] = {torch.float32: 1e-5, torch.float64: 1e-12, torch.bfloat16: 2e-2}
+# dtypes that ``equivariance_report`` runs as autocast over a float32 copy (mixed precision)
+AUTOCAST_DTYPES = (torch.bfloat16,)
 
 # Smallest side of a sampled input (rounded up to a multiple of the spatial pooling windows).
 MIN_SIZE = 12
@@ -118,6 +122,18 @@ class EquivarianceReport:
             for name, err in self.interpolated.items()
         ]
         return "\n".join([head, *rows])
+
+
+class _Autocast(nn.Module):
+    """``module`` run under autocast to ``dtype``, its output returned in float32."""
+
+    def __init__(self, module: nn.Module, device: torch.device, dtype: torch.dtype):
+        super().__init__()
+        self.module, self.device_type, self.dtype = module, device.type, dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(self.device_type, dtype=self.dtype):
+            return self.module(x).float()
 
 
 def _equinas_layers(module: nn.Module) -> list[ConvBase | GroupBatchNorm]:
@@ -204,7 +220,9 @@ def equivariance_report(
             ``dtype`` and run in eval mode under ``torch.no_grad()``.
         group: the group to test (a subgroup of the ambient group); default: the group all
             equinas layers in ``module`` promise (mixed layers: their common subgroup).
-        dtype: computation dtype (float64 separates real breaks from rounding best).
+        dtype: computation dtype (float64 separates real breaks from rounding best);
+            ``torch.bfloat16`` runs a float32 copy under bf16 autocast (mixed precision, as
+            ``TrainConfig.amp`` trains) and compares its outputs in float32.
         atol: bound on the relative error of exact elements; default ``tolerance(dtype)``.
         interpolated_atol: bound for interpolated (45-degree) elements; default: none.
         x: an input to use instead of a sampled ``[2, C, (|G|,) S, S]`` one (smooth noise,
@@ -229,11 +247,15 @@ def equivariance_report(
     bound = tolerance(dtype) if atol is None else atol
     param = next(module.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
-    model = copy.deepcopy(module).to(dtype=dtype).eval()
+    mixed = dtype in AUTOCAST_DTYPES
+    storage = torch.float32 if mixed else dtype
+    model = copy.deepcopy(module).to(dtype=storage).eval()
+    if mixed:
+        model = _Autocast(model, device, dtype)
     if x is None:
-        x, in_layout = _sample_input(module, layers, dtype, device, size, seed)
+        x, in_layout = _sample_input(module, layers, storage, device, size, seed)
     else:
-        x = x.to(device=device, dtype=dtype)
+        x = x.to(device=device, dtype=storage)
         in_layout = "features" if x.dim() == 5 else "image"
     exact = {}
     interpolated = {}
@@ -309,6 +331,7 @@ def assert_equivariant(
 
 
 __all__ = [
+    "AUTOCAST_DTYPES",
     "TOLERANCES",
     "EquivarianceReport",
     "InexactEquivarianceWarning",

@@ -99,7 +99,7 @@ class SymmetryBreakingCNN(EquivariantCNN):
         for i, block in enumerate(self.equivariant_blocks):
             x = block(x)
             if len(self.breaking_maps):
-                x = x + self.breaking_maps[i]
+                x = x + self.breaking_maps[i].to(x.dtype)  # bf16 maps stay bf16 under autocast
             yield x
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
