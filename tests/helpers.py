@@ -49,3 +49,10 @@ def add_shared(job: int, shared: torch.Tensor) -> tuple[int, float, int]:
     if job == -1:
         os._exit(3)
     return job, job + float(shared.sum()), torch.get_num_threads()
+
+
+def job_process(job: int, shared: object) -> tuple[int, int]:
+    """A job for executor tests: ``(job, id of the process that ran it)``."""
+    import os
+
+    return job, os.getpid()

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 import warnings
 
 import pytest
 import torch
 
 from conftest import synthetic_task
-from equinas.execution import LocalExecutor, ProcessExecutor, WorkerCrashed, available_cores
+from equinas.execution import AutoExecutor, LocalExecutor, ProcessExecutor, WorkerCrashed, available_cores
 from equinas.search import BackboneSettings, SearchContext, make_method, run_search
 from equinas.search.records import RunDirectory
 from equinas.train import TrainConfig
-from helpers import add_shared
+from helpers import add_shared, job_process
 
 BACKBONE = BackboneSettings(widths=(1, 2), pools_after=(0,), kernel_size=3, hidden=None)
 E_SETTINGS = {"generations": 1, "population": 2, "epochs_per_generation": 0.5, "children_per_parent": 2}
@@ -44,6 +46,40 @@ def test_jobs_run_in_one_thread_workers_on_the_shared_data() -> None:
     assert {i: r[:2] for i, r in first.items()} == {0: (1, 11.0), 1: (2, 12.0), 2: (3, 13.0)}
     assert again == {0: (4, 14.0, 1)}
     assert all(threads == 1 for _, _, threads in first.values())
+
+
+def test_threads_mapping_at_once_share_one_pool() -> None:
+    executor = ProcessExecutor(workers=2)
+    shared = torch.zeros(1)
+    results: dict[str, dict] = {}
+
+    def search(name: str, jobs: list[int]) -> None:
+        results[name] = dict(executor.map(job_process, jobs, shared))
+
+    threads = [threading.Thread(target=search, args=(n, [i, i + 1, i + 2])) for i, n in ((0, "a"), (10, "b"))]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        executor.close()
+    assert sorted(job for job, _ in results["a"].values()) == [0, 1, 2]
+    assert sorted(job for job, _ in results["b"].values()) == [10, 11, 12]
+    processes = {pid for r in results.values() for _, pid in r.values()}
+    assert os.getpid() not in processes and len(processes) <= 2  # one pool of two workers
+
+
+def test_auto_runs_single_jobs_here_and_several_in_workers() -> None:
+    executor = AutoExecutor(workers=2)
+    try:
+        (single,) = executor.map(job_process, [7], None)
+        several = dict(executor.map(job_process, [1, 2, 3], None))
+    finally:
+        executor.close()
+    assert single == (0, (7, os.getpid()))
+    assert sorted(job for job, _ in several.values()) == [1, 2, 3]
+    assert os.getpid() not in {pid for _, pid in several.values()}
 
 
 def test_a_dying_worker_is_an_error_naming_its_job() -> None:

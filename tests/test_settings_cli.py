@@ -121,7 +121,11 @@ def test_a_new_method_field_needs_no_command_line_change() -> None:
             {"kernel_size": 4},
             r"BackboneSettings.kernel_size: expected a positive odd integer",
         ),
-        (ExecutorSettings, {"workers": 2}, r"ExecutorSettings.workers: only the process executor"),
+        (
+            ExecutorSettings,
+            {"executor": "local", "workers": 2},
+            r"ExecutorSettings.workers: only the process and auto executors",
+        ),
         (
             DataSettings,
             {"task": "mnist", "train_size": 0},

@@ -3,17 +3,24 @@
 Runs, at one budget and seed, the fixed C1, C4 and D4 G-CNNs, EquiNAS_E and EquiNAS_D on a
 class-balanced subset of RotMNIST (generated from the MNIST files on first use), writes every
 run's report (``report.md`` + PNG plots), a comparison table ``summary.md`` with the compute
-of every run and the anytime plot ``cost_vs_accuracy.png``. Candidates are evaluated by a
-pool of one-thread worker processes, one per core. The budget is recorded in ``demo.json``:
-a run directory holds the results of one budget only.
+of every run and the anytime plot ``cost_vs_accuracy.png``. The five searches run at once,
+each in a thread of this process, and share one pool of one-thread worker processes (one per
+core) that trains their candidates: no core idles while any search has a network queued. Where
+the device computes bfloat16 natively (``equinas.train.runtime.native_bf16``) training and
+evaluation run under bf16 autocast. The budget is recorded in ``demo.json``: a run directory
+holds the results of one budget only.
 """
 
 from __future__ import annotations
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from equinas.atomic import atomic_write_text
 from equinas.data import load_task
@@ -22,6 +29,7 @@ from equinas.report import comparison_plot, comparison_table, write_report
 from equinas.search import BackboneSettings, SearchContext, make_method, run_search
 from equinas.search.records import RunDirectory
 from equinas.train import TrainConfig
+from equinas.train.runtime import native_bf16, resolve_device
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,18 @@ def _check_budget(run_dir: Path, budget: DemoBudget) -> None:
     atomic_write_text(record, json.dumps(wanted, indent=2) + "\n")
 
 
+def _search(plan: tuple[str, str, dict[str, Any]], run_dir: Path, progress: bool, **context: Any) -> None:
+    """Run (or resume) one search of the demo into ``run_dir/<name>`` with the ``SearchContext``
+    fields ``context``; a line when it is done."""
+    name, method, settings = plan
+    started = time.perf_counter()
+    ctx = SearchContext("rotmnist", run=RunDirectory(run_dir / name), progress=False, **context)
+    best = run_search(make_method(method, **settings), ctx, resume=True).best
+    if progress:
+        took = time.perf_counter() - started
+        print(f"== {name}: done after {took:.0f} s, best {best.candidate_id}, test accuracy {best.test_acc}")
+
+
 def run_demo(
     run_dir: Path,
     data_dir: str | None = None,
@@ -84,37 +104,46 @@ def run_demo(
     progress: bool = True,
     workers: int | None = None,
 ) -> str:
-    """Run the demo's searches into ``run_dir/<name>`` (resuming unfinished ones); the table."""
+    """Run the demo's searches into ``run_dir/<name>`` (resuming unfinished ones); the table.
+
+    The searches with long chains of dependent candidates (EquiNAS_E's generations, EquiNAS_D's
+    search and retraining) start first, the fixed networks fill the workers around them.
+    """
     budget = QUICK if quick else FULL
     _check_budget(run_dir, budget)
     sizes = {"train_size": budget.train_size, "val_size": budget.val_size, "test_size": budget.test_size}
     data = load_task("rotmnist", data_dir, **sizes)
     backbone = BackboneSettings(widths=budget.widths, pools_after=(0, 1), hidden=None)
-    config = TrainConfig(epochs=budget.epochs, lr=2e-3)
+    amp = native_bf16(resolve_device(TrainConfig().device))
+    config = TrainConfig(epochs=budget.epochs, lr=2e-3, amp=amp)
+    runs = sorted(plans(budget), key=lambda plan: plan[1] == "fixed")  # searches first, stable
     executor = ProcessExecutor(workers=workers)
-    run_dirs = []
+    if progress:
+        precision = "bf16 autocast" if amp else "float32"
+        print(
+            f"== {', '.join(plan[0] for plan in runs)} on RotMNIST, {budget.train_size} images, "
+            f"{budget.epochs:g} epochs per network, {executor.workers} worker processes, {precision}"
+        )
+    context = {
+        "data": data,
+        "backbone": backbone,
+        "train": config,
+        "executor": executor,
+        "data_settings": {"data_dir": data_dir, **sizes},
+    }
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the workers own the cores; this process only steers the searches
     try:
-        for name, method, settings in plans(budget):
-            path = run_dir / name
-            if progress:
-                print(
-                    f"== {name}: {method} on RotMNIST, {budget.train_size} images, {budget.epochs:g} epochs"
-                )
-            ctx = SearchContext(
-                "rotmnist",
-                data,
-                backbone,
-                config,
-                executor,
-                RunDirectory(path),
-                progress=progress,
-                data_settings={"data_dir": data_dir, **sizes},
-            )
-            run_search(make_method(method, **settings), ctx, resume=True)
-            write_report(path)
-            run_dirs.append(path)
+        with ThreadPoolExecutor(len(runs), thread_name_prefix="demo-search") as pool:
+            futures = [pool.submit(_search, plan, run_dir, progress, **context) for plan in runs]
+        for future in futures:  # every search has ended (their records are kept): the first error
+            future.result()
     finally:
         executor.close()
+        torch.set_num_threads(threads)
+    run_dirs = [run_dir / name for name, _, _ in plans(budget)]
+    for path in run_dirs:
+        write_report(path)
     table = comparison_table(run_dirs, label="run")
     plot = comparison_plot(run_dirs, run_dir / "cost_vs_accuracy.png", label="run")
     atomic_write_text(

@@ -1,8 +1,9 @@
-"""Executors: where candidate evaluations run (in this process by default, in a local
-process pool, or on Ray)."""
+"""Executors: where candidate evaluations run (in this process, in a local process pool, both:
+``auto``, the command line's default, or on Ray)."""
 
 from __future__ import annotations
 
+from equinas.execution.auto import AutoExecutor
 from equinas.execution.base import Executor
 from equinas.execution.local import LocalExecutor
 from equinas.execution.process import ProcessExecutor, WorkerCrashed, available_cores
@@ -10,6 +11,7 @@ from equinas.execution.settings import EXECUTORS, ExecutorSettings, make_executo
 
 __all__ = [
     "EXECUTORS",
+    "AutoExecutor",
     "Executor",
     "ExecutorSettings",
     "LocalExecutor",

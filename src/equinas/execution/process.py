@@ -4,12 +4,15 @@ Small networks gain nothing from a second torch thread but a lot from a second p
 each worker runs ``threads`` torch threads (1 by default) and as many workers as cores run
 at once. The shared object (the data set) reaches every worker once, when the pool starts:
 its tensors travel through shared memory (``torch.multiprocessing``), not as a copy per job.
-The pool lives across ``map`` calls that share the same object (the generations of a search).
+The pool lives across ``map`` calls that share the same object (the generations of a search),
+and several threads may ``map`` at once over the same object: their jobs share the workers (the
+demo runs its searches this way, so that no core idles while any search has work queued).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -80,28 +83,31 @@ class ProcessExecutor:
                 stacklevel=2,
             )
         self.workers, self.threads = workers, threads
+        self._lock = threading.Lock()  # one pool, also when several threads map at once
         self._pool: ProcessPoolExecutor | None = None
         self._shared_id: int | None = None
         self._started: Any = None
 
     def _pool_for(self, shared: Any) -> ProcessPoolExecutor:
-        if self._pool is None or self._shared_id != id(shared):
-            self.close()
-            context = torch_mp.get_context("spawn")
-            self._started = context.SimpleQueue()
-            self._pool = ProcessPoolExecutor(
-                self.workers,
-                mp_context=context,
-                initializer=_start_worker,
-                initargs=(shared, self.threads, self._started),
-            )
-            self._shared_id = id(shared)
-        return self._pool
+        with self._lock:
+            if self._pool is None or self._shared_id != id(shared):
+                self.close()
+                context = torch_mp.get_context("spawn")
+                self._started = context.SimpleQueue()
+                self._pool = ProcessPoolExecutor(
+                    self.workers,
+                    mp_context=context,
+                    initializer=_start_worker,
+                    initargs=(shared, self.threads, self._started),
+                )
+                self._shared_id = id(shared)
+            return self._pool
 
     def _crashed(self, finished: set[str]) -> WorkerCrashed:
         started = []
-        while not self._started.empty():
-            started.append(self._started.get())
+        queue = self._started  # None when another thread's map already closed the pool
+        while queue is not None and not queue.empty():
+            started.append(queue.get())
         running = [name for name in started if name not in finished] or ["an unknown job"]
         self.close()
         return WorkerCrashed(

@@ -7,25 +7,27 @@ from dataclasses import dataclass
 from equinas.execution.base import Executor
 from equinas.settings import Settings, setting
 
-EXECUTORS = ("local", "process", "ray")
+EXECUTORS = ("auto", "local", "process", "ray")
 
 
 @dataclass(frozen=True)
 class ExecutorSettings(Settings):
-    """``local``: one candidate after another in this process; ``process``: a pool of
-    ``workers`` local processes (``ProcessExecutor``); ``ray``: Ray tasks of ``cpus_per_task``
+    """``auto``: several candidates at once in a pool of ``workers`` local processes, a single one
+    in this process (``AutoExecutor``); ``local``: one candidate after another in this process;
+    ``process``: always the pool (``ProcessExecutor``); ``ray``: Ray tasks of ``cpus_per_task``
     CPUs on a cluster at ``ray_address`` or a local instance of ``ray_cpus`` (``RayExecutor``)."""
 
     executor: str = setting(
-        "local",
+        "auto",
         choices=EXECUTORS,
-        help="local: one candidate after another in this process; process: a pool of local worker "
-        "processes; ray: Ray tasks",
+        help="auto: several candidates at once in a pool of local worker processes, a single one in "
+        "this process; local: one candidate after another in this process; process: always the pool; "
+        "ray: Ray tasks",
     )
     workers: int | None = setting(
         None,
         at_least=1,
-        help="worker processes of --executor process (default: cores / --threads, --threads "
+        help="worker processes of --executor process or auto (default: cores / --threads, --threads "
         "defaulting to 1 there)",
     )
     ray_address: str | None = setting(
@@ -35,13 +37,13 @@ class ExecutorSettings(Settings):
     cpus_per_task: int = setting(1, at_least=1, help="CPUs per evaluation under Ray")
 
     def check(self) -> None:
-        if self.workers is not None and self.executor != "process":
-            raise self.fail("workers", "only the process executor has workers (executor 'process')")
+        if self.workers is not None and self.executor not in ("process", "auto"):
+            raise self.fail("workers", "only the process and auto executors have workers")
 
     def make(self, threads: int | None = None) -> Executor:
         """The executor; ``threads``: torch threads of each process worker (default 1)."""
-        if self.executor == "process":
-            return make_executor("process", workers=self.workers, threads=threads or 1)
+        if self.executor in ("process", "auto"):
+            return make_executor(self.executor, workers=self.workers, threads=threads or 1)
         if self.executor == "ray":
             options = {
                 "address": self.ray_address,
@@ -53,8 +55,13 @@ class ExecutorSettings(Settings):
 
 
 def make_executor(name: str, **options: object) -> Executor:
-    """``'local'``, ``'process'`` (options go to ``ProcessExecutor``: workers, threads) or
-    ``'ray'`` (options go to ``RayExecutor``: address, num_cpus, cpus_per_task)."""
+    """``'local'``, ``'process'`` or ``'auto'`` (options go to ``ProcessExecutor`` or
+    ``AutoExecutor``: workers, threads) or ``'ray'`` (options go to ``RayExecutor``: address,
+    num_cpus, cpus_per_task)."""
+    if name == "auto":
+        from equinas.execution.auto import AutoExecutor
+
+        return AutoExecutor(**options)  # type: ignore[arg-type]
     if name == "local":
         from equinas.execution.local import LocalExecutor
 
