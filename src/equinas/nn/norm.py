@@ -17,13 +17,11 @@ def _column_affine(x: torch.Tensor, scale: torch.Tensor | None, shift: torch.Ten
     ``x``'s dtype; ``scale`` and ``shift`` are ``[K]`` in any float dtype. For bfloat16 ``x``,
     torch's inference batch-norm kernel computes it in float32 with one rounding, 1.4-1.8x faster
     on CPU than a broadcasting ``addcmul``/``sub`` in bfloat16; float32 keeps ``addcmul``."""
-    if x.dtype in (torch.bfloat16, torch.float16):
+    if x.dtype in (torch.bfloat16, torch.float16):  # (x - mean) / sqrt(var + 0) * scale + shift
         ones = torch.ones_like(shift)
-        return (
-            F.batch_norm(x, -shift, ones, scale, None, False, 0.0, 0.0)
-            if scale is None
-            else (F.batch_norm(x, torch.zeros_like(shift), ones, scale, shift, False, 0.0, 0.0))
-        )
+        if scale is None:
+            return F.batch_norm(x, -shift, ones, None, None, False, 0.0, 0.0)
+        return F.batch_norm(x, torch.zeros_like(shift), ones, scale, shift, False, 0.0, 0.0)
     if scale is None:
         return x + shift.to(x.dtype)
     return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
