@@ -103,9 +103,10 @@ def keep_freed_memory() -> bool:
     """Make glibc's ``malloc`` keep freed blocks of up to 256 MiB for reuse (once per process).
 
     By default large blocks come from ``mmap`` and go back to the OS when freed, so every training
-    step pays page faults again for its feature maps (about 6,000 per step of the demo network,
-    0.7x the float32 step once they are gone; ``benchmarks/results/step_cpu.json``). Returns
-    whether it took effect (Linux with glibc); elsewhere nothing changes.
+    step pays page faults again for its feature maps (about 6,000 per float32 step of the demo
+    network; without them a train step takes 0.67-0.82x the CPU time in float32, 0.62-0.89x in
+    bf16: ``benchmarks/bench_step.py`` against ``--glibc-default``, alternating processes at load
+    8-10). Returns whether it took effect (Linux with glibc); elsewhere nothing changes.
     """
     if not sys.platform.startswith("linux"):
         return False
