@@ -6,7 +6,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
-from equinas.testing import TOLERANCES, tolerance
+from equinas.testing import AUTOCAST_DTYPES, TOLERANCES, tolerance
 
 settings.register_profile(
     "equinas", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -19,9 +19,13 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
-@pytest.fixture(params=list(TOLERANCES), ids=lambda dtype: str(dtype).removeprefix("torch."))
+STORAGE_DTYPES = [d for d in TOLERANCES if d not in AUTOCAST_DTYPES]
+
+
+@pytest.fixture(params=STORAGE_DTYPES, ids=lambda dtype: str(dtype).removeprefix("torch."))
 def dtype(request: pytest.FixtureRequest) -> torch.dtype:
-    """The math tests (layers, mixed layers, morphisms) run once per dtype of ``TOLERANCES``."""
+    """The math tests (layers, mixed layers, morphisms) run once per storage dtype of ``TOLERANCES``
+    (float32, float64; bf16 autocast has its own tests: ``test_mixed_precision.py``)."""
     return request.param
 
 

@@ -193,6 +193,7 @@ def test_command_line_and_python_give_identical_records(tmp_path, capsys) -> Non
                 *("--epochs", "0.5", "--generations", "1", "--population", "1", "--children-per-parent", "1"),
                 *("--widths", "1,2", "--pools-after", "0", "--kernel-size", "3", "--hidden", "none"),
                 *("--grad-clip", "1.0", "--threads", "1", "--quiet", "--run-dir", str(tmp_path / "shell")),
+                *("--executor", "local"),  # the README example's executor (records are the same with auto)
             ]
         )
         == 0
