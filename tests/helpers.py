@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -56,3 +59,32 @@ def job_process(job: int, shared: object) -> tuple[int, int]:
     import os
 
     return job, os.getpid()
+
+
+def on_ray_node(fn, started: str | None, delay: float, job, shared):
+    """A Ray task wrapper for executor tests: ``(id of the Ray node it ran on, fn(job, shared))``.
+    With ``started`` (a folder), first notes ``<node id> <candidate id>`` in a file there, then
+    waits ``delay`` seconds (a window in which the test can kill the node)."""
+    import time
+
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()
+    if started is not None:
+        with open(os.path.join(started, f"{node}-{job.candidate_id}"), "w") as handle:
+            handle.write(f"{node} {job.candidate_id}\n")
+        time.sleep(delay)
+    return node, fn(job, shared)
+
+
+@dataclass
+class NamedJob:
+    """An executor test job with a name, as search jobs have (``candidate_id``)."""
+
+    candidate_id: str
+    value: int
+
+
+def add_shared_named(job: NamedJob, shared: torch.Tensor) -> tuple[int, float, int]:
+    """``add_shared`` of ``job.value``."""
+    return add_shared(job.value, shared)

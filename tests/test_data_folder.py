@@ -219,5 +219,5 @@ def test_order_by_file_name_and_fixed_normalisation(tmp_path):
     task = load_task(f"folder:{root}", val_fraction=0.2, mean=0.5, std=0.25)
     assert task.info["mean"] == [0.5] and task.info["std"] == [0.25]
     assert task.train.levels[0, 255].item() == 2.0 and task.train.levels[0, 0].item() == -2.0
-    with pytest.raises(DataError, match="bad normalisation"):
+    with pytest.raises(DataError, match="2 mean values for 1 channels"):
         load_task(f"folder:{root}", val_fraction=0.2, mean=[0.5, 0.5], std=0.25)

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import synthetic_task
+from conftest import SMALL_NET_ARGS, needs_data, synthetic_task
+from equinas.data import resolve_data_dir
 from equinas.execution import AutoExecutor, LocalExecutor, ProcessExecutor, WorkerCrashed, available_cores
 from equinas.search import BackboneSettings, SearchContext, make_method, run_search
 from equinas.search.records import RunDirectory
 from equinas.train import TrainConfig
-from helpers import add_shared, job_process
+from helpers import NamedJob, add_shared, add_shared_named, job_process
 
 BACKBONE = BackboneSettings(widths=(1, 2), pools_after=(0,), kernel_size=3, hidden=None)
 E_SETTINGS = {"generations": 1, "population": 2, "epochs_per_generation": 0.5, "children_per_parent": 2}
@@ -82,11 +88,14 @@ def test_auto_runs_single_jobs_here_and_several_in_workers() -> None:
     assert os.getpid() not in {pid for _, pid in several.values()}
 
 
-def test_a_dying_worker_is_an_error_naming_its_job() -> None:
+def test_a_dying_worker_is_an_error_naming_only_the_unfinished_jobs_of_its_call() -> None:
     executor = ProcessExecutor(workers=1)
+    first = [NamedJob("g00-000", 1), NamedJob("g00-001", 2)]
     try:
-        with pytest.raises(WorkerCrashed, match="died while evaluating job 1"):
-            list(executor.map(add_shared, [0, -1, 2], torch.zeros(1)))
+        assert len(list(executor.map(add_shared_named, first, torch.zeros(1)))) == 2
+        with pytest.raises(WorkerCrashed, match="died while evaluating job 1") as crash:
+            list(executor.map(add_shared, [0, -1, 2], torch.zeros(1)))  # the pool lives on from `first`
+        assert "g00-" not in str(crash.value)  # finished in an earlier call
         assert list(executor.map(add_shared, [5], torch.zeros(1))) == [(0, (5, 5.0, 1))]  # a new pool
     finally:
         executor.close()
@@ -152,3 +161,61 @@ def test_a_search_resumes_after_a_worker_crash_without_losing_or_repeating(tmp_p
 def _ref(tmp_path):
     _search(tmp_path / "reference", LocalExecutor())
     return tmp_path / "reference"
+
+
+def _children(pid: int) -> dict[int, str]:
+    """``{pid: command line}`` of the live child processes of ``pid`` (from /proc)."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found[int(stat.parent.name)] = command
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@needs_data
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+def test_workers_end_when_the_main_process_is_killed(tmp_path) -> None:
+    env = {**os.environ, "EQUINAS_DATA": str(resolve_data_dir()), "EQUINAS_CACHE": str(tmp_path / "cache")}
+    argv = [
+        "search",
+        "fixed",
+        "--task",
+        "mnist",
+        "--train-size",
+        "96",
+        "--val-size",
+        "48",
+        "--test-size",
+        "48",
+    ]
+    argv += ["--groups", "C1,C2,C4,D1,D2,D4", "--epochs", "1", "--executor", "process", "--workers", "2"]
+    argv += [*SMALL_NET_ARGS, "--quiet", "--run-dir", str(tmp_path / "run")]
+    main_process = subprocess.Popen([sys.executable, "-m", "equinas.cli", *argv], env=env)
+    records = tmp_path / "run" / "candidates.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (records.exists() and records.read_text().strip()):
+        time.sleep(0.02)  # the workers have started and work on the other candidates
+    children = _children(main_process.pid)
+    main_process.send_signal(signal.SIGKILL)
+    main_process.wait()
+    deadline = time.time() + 5
+    while time.time() < deadline and any(_alive(pid) for pid in children):
+        time.sleep(0.05)
+    survivors = [pid for pid in children if _alive(pid)]
+    for pid in survivors:  # do not leave them running when the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert sum("spawn" in command for command in children.values()) == 2, children
+    assert survivors == []  # workers and resource tracker: gone within 5 s

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+import shutil
 
 import pytest
 
@@ -11,8 +13,9 @@ from conftest import synthetic_task
 from equinas.execution import LocalExecutor
 from equinas.search import BackboneSettings, SearchContext, make_method, run_search
 from equinas.search import evaluate as evaluate_module
+from equinas.search.base import best_of
 from equinas.search.evaluate import candidate_seed
-from equinas.search.records import CandidateRecord, RunDirectory
+from equinas.search.records import CandidateRecord, RecordWarning, RunDirectory
 from equinas.train import TrainConfig, TrainingDiverged
 
 BACKBONE = BackboneSettings(widths=(1, 2), pools_after=(0,), kernel_size=3, hidden=None)
@@ -207,3 +210,54 @@ def test_train_resume_with_other_data_is_refused(tmp_path) -> None:
         train(model(), synthetic_task(), longer, run_dir=tmp_path, resume=True, progress=False).epochs_done
         == 2
     )
+
+
+BAD_LINES = ['{"foo": 1}', "[1, 2, 3]", '{"candidate_id": "x", "method": "fixed"}', "{not json", ""]
+
+
+def test_bad_lines_in_the_middle_are_moved_aside_on_resume_with_a_warning(tmp_path) -> None:
+    reference = fixed(tmp_path / "run", groups=("C1", "C2", "C4"))
+    lines = (tmp_path / "run" / "candidates.jsonl").read_text().splitlines()
+    damaged = [lines[0], *BAD_LINES[:3], lines[1], *BAD_LINES[3:], lines[2]]
+    (tmp_path / "run" / "candidates.jsonl").write_text("\n".join(damaged) + "\n")
+    with pytest.warns(RecordWarning) as caught:
+        assert len(RunDirectory(tmp_path / "run").records()) == 3  # reading skips them, names them
+    assert [str(w.message).split(" is not")[0].rsplit(" ", 1)[1] for w in caught] == ["2", "3", "4", "6", "7"]
+    with pytest.warns(RecordWarning) as caught:
+        resumed = fixed(tmp_path / "run", groups=("C1", "C2", "C4"))
+    assert len(caught) == 5
+    assert re.search(r"line 3 is not a candidate record \(a JSON list.*bad-0", str(caught[1].message))
+    assert (tmp_path / "run" / "candidates.jsonl").read_text().splitlines() == lines  # nothing recomputed
+    assert (tmp_path / "run" / "candidates.jsonl.bad-0").read_text().splitlines() == [*BAD_LINES]
+    assert resumed.best.to_dict() == reference.best.to_dict()
+
+
+def test_nan_metrics_are_null_never_best_and_reports_handle_them(tmp_path, capsys) -> None:
+    from equinas.cli import main
+
+    runs = [tmp_path / "fixed-seed0", tmp_path / "fixed-seed1"]
+    fixed(runs[1], groups=("C1", "C2"))
+    shutil.copytree(runs[1], runs[0])  # two seeds of one method (the same numbers will do)
+    jsonl = runs[0] / "candidates.jsonl"  # an older run wrote NaN (invalid JSON numbers) for C2
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    for record in records:
+        if record["candidate_id"] == "fixed-C2":
+            record.update(val_acc=float("nan"), test_acc=float("nan"))
+            record["cost"]["total_flops"] = float("nan")
+            record["equivariance"]["output"] = float("nan")
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in records))
+    result = json.loads((runs[0] / "result.json").read_text())
+    result["best"].update(test_acc=float("nan"), val_acc=float("nan"))
+    result["wall_time"] = float("nan")
+    (runs[0] / "result.json").write_text(json.dumps(result))
+
+    loaded = {r.candidate_id: r for r in RunDirectory(runs[0]).records()}
+    assert loaded["fixed-C2"].val_acc is None and loaded["fixed-C2"].cost["total_flops"] is None
+    assert best_of(list(loaded.values())).candidate_id == "fixed-C1"  # NaN never ranks best
+    assert main(["report", *map(str, runs), "--compare"]) == 0
+    out = capsys.readouterr().out
+    report = (runs[0] / "report.md").read_text()
+    assert not re.search(r"\bnan", out + report, re.IGNORECASE)  # no "nan %", no "nane12"
+    assert "fixed-C1 *" in report and "fixed-C2 *" not in report  # not on the Pareto front
+    RunDirectory(runs[0]).write_json("result.json", result)
+    assert "NaN" not in (runs[0] / "result.json").read_text()  # written as null

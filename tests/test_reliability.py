@@ -146,11 +146,22 @@ def _kill_after(proc: subprocess.Popen, records: Path, count: int) -> list[str]:
     return [json.loads(line)["candidate_id"] for line in records.read_text().splitlines() if line.strip()]
 
 
+def _stop_once_locked(proc: subprocess.Popen, lock: Path) -> None:
+    """SIGSTOP ``proc`` as soon as it holds the run directory's lock (its pid in ``lock``)."""
+    deadline = time.time() + 120
+    while time.time() < deadline and not (lock.exists() and lock.read_text().strip() == str(proc.pid)):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGSTOP)
+    assert lock.read_text().strip() == str(proc.pid)
+
+
 @needs_data
-def test_search_killed_with_sigkill_resumes_to_the_same_result(tmp_path) -> None:
+def test_search_killed_with_sigkill_resumes_to_the_same_result(tmp_path, monkeypatch) -> None:
     env = {**os.environ, "EQUINAS_DATA": str(resolve_data_dir()), "EQUINAS_CACHE": str(tmp_path / "cache")}
     reference, killed = tmp_path / "reference", tmp_path / "killed"
-    assert _run_cli([*SEARCH, "--run-dir", str(reference)], env).wait(timeout=300) == 0
+    for name in ("EQUINAS_DATA", "EQUINAS_CACHE"):
+        monkeypatch.setenv(name, env[name])
+    assert main([*SEARCH, "--run-dir", str(reference)]) == 0  # in this process: the same command, faster
 
     # killed twice, at points drawn at random (seeded), each time resumed
     first, second = sorted(random.Random(16).sample(range(1, 10), 2))
@@ -163,12 +174,24 @@ def test_search_killed_with_sigkill_resumes_to_the_same_result(tmp_path) -> None
     resumed = _run_cli([*SEARCH, "--run-dir", str(killed), "--resume"], env)
     partial = _kill_after(resumed, records, max(second, len(partial) + 1))
 
-    assert _run_cli([*SEARCH, "--run-dir", str(killed), "--resume"], env).wait(timeout=300) == 0
+    # two resumes at once: the second is refused at once, naming the first, which finishes
+    final = _run_cli([*SEARCH, "--run-dir", str(killed), "--resume"], env)
+    _stop_once_locked(final, killed / ".lock")
+    try:
+        second = _run_cli(
+            [*SEARCH, "--run-dir", str(killed), "--resume"], env, stderr=subprocess.PIPE, text=True
+        )
+        err = second.communicate(timeout=60)[1]  # never waits for the (stopped) first resume
+    finally:
+        final.send_signal(signal.SIGCONT)
+    assert second.returncode == 2 and len(err.strip().splitlines()) == 1
+    assert f"in use by process {final.pid}" in err
+    assert final.wait(timeout=300) == 0
     assert not list(killed.rglob("*.tmp"))  # a resume clears what killed writes left behind
     ref = {r["candidate_id"]: r["val_acc"] for r in map(json.loads, (reference / "candidates.jsonl").open())}
     got = [json.loads(line) for line in records.read_text().splitlines()]
     assert {r["candidate_id"]: r["val_acc"] for r in got} == ref  # same numbers, nothing lost
-    assert len(got) == len(ref)  # finished candidates were not evaluated twice
+    assert len(got) == len(ref) == len({r["candidate_id"] for r in got})  # none evaluated twice
     assert set(partial) <= {r["candidate_id"] for r in got}
     ref_result = json.loads((reference / "result.json").read_text())
     got_result = json.loads((killed / "result.json").read_text())

@@ -2,7 +2,9 @@
 
 Every writer of equinas goes through ``atomic_write`` -- checkpoints, run records, reports,
 data caches -- so a killed process leaves the old file or the new one, never a torn one, and
-concurrent writers never share a temp file. This module imports nothing from equinas.
+concurrent writers never share a temp file; logs grow by whole lines (``append_text``). A
+write that fails without naming a file (a full disk) is raised again naming it. This module
+imports nothing from equinas.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
 
     The handle is opened for reading too, so ``write`` may seek back and read what it wrote
     (e.g. to hash it). The file gets the permissions of a normally created file (0666 less
-    the umask). On any exception the temp file is removed and ``path`` is left untouched.
+    the umask). On any exception the temp file is removed and ``path`` is left untouched; an
+    ``OSError`` that names no file (a full disk) is raised again naming ``path``.
     """
     path = Path(path)
     fd, temp_name = _create_temp(path)
@@ -38,9 +41,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp_name, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp_name)
+        if isinstance(err, OSError) and err.filename is None:
+            raise OSError(err.errno, f"cannot write {path}: {err.strerror or err}") from err
         raise
     _fsync_directory(path.parent)
 
@@ -55,6 +60,21 @@ def _create_temp(path: Path) -> tuple[int, str]:
             return os.open(name, flags, 0o666), name
         except FileExistsError:
             continue
+
+
+def append_text(path: str | os.PathLike, text: str, *, sync: bool = False) -> None:
+    """Append UTF-8 ``text`` to ``path`` in one write, flushed (and fsynced with ``sync``);
+    an ``OSError`` that names no file (a full disk) is raised again naming ``path``."""
+    try:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            if sync:
+                os.fsync(handle.fileno())
+    except OSError as err:
+        if err.filename is not None:
+            raise
+        raise OSError(err.errno, f"cannot append to {path}: {err.strerror or err}") from err
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -13,6 +13,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from equinas.cli.common import run_directory_lock
 from equinas.cli.config import command_word, parse_with_config
 from equinas.cli.results import add_data, add_demo, add_report
 from equinas.cli.search import add_search
@@ -57,7 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(only=command_word(argv) or "")
     args = parse_with_config(parser, argv)
     try:
-        return args.func(args)
+        with run_directory_lock(args):
+            return args.func(args)
     except KeyboardInterrupt:
         resumable = getattr(args, "resume", None) is not None
         hint = "; rerun the same command with --resume to continue" if resumable else ""

@@ -9,6 +9,7 @@ and checks are the declarations'.
 from __future__ import annotations
 
 import argparse
+import contextlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -79,3 +80,24 @@ def tensorboard_logger(args: argparse.Namespace, log_dir: Path | None):
 
     tensorboard_module()
     return TensorBoardLogger(log_dir) if log_dir is not None else None
+
+
+def run_directory(args: argparse.Namespace) -> str | None:
+    """The run directory a command writes: ``--run-dir`` of ``train``, that of ``search``
+    (default ``runs/<method>-<task>-seed<seed>``); None for other commands and an empty one."""
+    if args.command == "search":
+        return args.run_dir or f"runs/{args.method}-{args.task}-seed{args.seed}"
+    if args.command == "train" and args.run_dir and args.run_dir.strip():
+        return args.run_dir
+    return None
+
+
+def run_directory_lock(args: argparse.Namespace) -> contextlib.AbstractContextManager:
+    """The lock of the command's run directory (``equinas.train.run_lock``), if it has one: taken
+    before anything is read or written, so a second command on it stops at once."""
+    run_dir = run_directory(args)
+    if run_dir is None:
+        return contextlib.nullcontext()
+    from equinas.train.run_lock import hold_run_directory
+
+    return hold_run_directory(run_dir)

@@ -49,19 +49,6 @@ def add_evaluate(sub: argparse._SubParsersAction, with_options: bool) -> None:
     p.set_defaults(func=cmd_evaluate, option_names=names)
 
 
-def _check_run_dir(run_dir: str) -> None:
-    """A training folder: named, not a search's, writable."""
-    from equinas.train.files import directory_problem
-
-    if not run_dir.strip():
-        raise ValueError("--run-dir is empty (it would write into the current directory); name a folder")
-    if Path(run_dir, "search.json").exists():
-        raise ValueError(f"--run-dir {run_dir} holds a search run (search.json); train into another folder")
-    problem = directory_problem(run_dir)
-    if problem:
-        raise ValueError(f"--run-dir: {problem}")
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
@@ -70,8 +57,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from equinas.models.backbone import named_spec
     from equinas.train import train
 
-    if args.run_dir is not None:
-        _check_run_dir(args.run_dir)
+    if args.run_dir is not None and not args.run_dir.strip():  # the rest is checked by the run's lock
+        raise ValueError("--run-dir is empty (it would write into the current directory); name a folder")
     if args.tensorboard and args.run_dir is None:
         raise ValueError("--tensorboard needs --run-dir (the events go to <run-dir>/tensorboard/)")
     logger = common.tensorboard_logger(args, args.run_dir and Path(args.run_dir, "tensorboard"))
@@ -81,6 +68,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = data_choice.load()
     spec = named_spec(args.arch, backbone, data)
     spec.check_input_size(*data.image_size)
+    spec.check_training_memory(*data.image_size, config.batch_size)
     if args.constraint_relaxation:
         spec = spec.with_kind("cr")
     torch.manual_seed(config.seed)
@@ -109,16 +97,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from equinas.metrics import equivariance_summary
     from equinas.models import build_model
     from equinas.train import evaluate, load_checkpoint
+    from equinas.train.checkpoint import checkpoint_spec
     from equinas.train.files import output_file_problem
 
     problem = output_file_problem(args.output) if args.output else None
     if problem:
         raise ValueError(f"--output: {problem}")
     checkpoint = load_checkpoint(args.checkpoint)
-    spec = (checkpoint.get("metadata") or {}).get("spec")
-    if spec is None:
-        raise SystemExit(f"error: {args.checkpoint} has no architecture spec in its metadata")
-    model = build_model(spec)
+    model = build_model(checkpoint_spec(checkpoint, args.checkpoint))
     model.load_state_dict(checkpoint["model"])
     data = common.data_settings(args).load()
     report: dict[str, Any] = {"checkpoint": str(args.checkpoint), "task": args.task}

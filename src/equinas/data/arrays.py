@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from equinas.data.assemble import assemble_task
+from equinas.data.assemble import assemble_task, normalisation
 from equinas.data.cache import read_npz
 from equinas.data.errors import DataError
 from equinas.data.splits import SPLIT_NAMES, ImageSource, carve_splits
@@ -64,6 +64,35 @@ def label_array(labels: Any, count: int, where: str) -> np.ndarray:
     return array.astype(np.int64)
 
 
+def class_count(labels: np.ndarray, num_classes: int | None, where: str) -> int:
+    """The number of classes K of ``labels``, checked before anything of size K is allocated:
+    at least 2 and at most one per image. Without ``num_classes`` K is the largest label + 1
+    and every class 0..K-1 must have an image (a gap means the labels are not 0..K-1); an
+    explicit ``num_classes`` may name classes the data lacks."""
+    largest = int(labels.max())
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)):
+        raise DataError(f"{where}: num_classes must be an integer, got {num_classes!r}")
+    classes = largest + 1 if num_classes is None else num_classes
+    if largest >= classes:
+        raise DataError(f"{where}: label {largest} outside 0..{classes - 1} (num_classes={classes})")
+    if classes > len(labels):
+        raise DataError(
+            f"{where}: {classes:,} classes (labels 0..{classes - 1:,}) but only {len(labels):,} images; "
+            "labels must be 0..K-1 with at most one class per image"
+        )
+    if classes < 2:
+        raise DataError(f"{where}: only one class (label 0); a classifier needs at least two")
+    if num_classes is None:
+        present = np.zeros(classes, dtype=bool)
+        present[labels] = True
+        if not present.all():
+            raise DataError(
+                f"{where}: class {int(np.argmin(present))} has no images; labels must be 0..K-1 with "
+                f"an image of every class (or give num_classes)"
+            )
+    return classes
+
+
 def array_sources(
     splits: Mapping[str, tuple[Any, Any]],
     *,
@@ -93,11 +122,7 @@ def array_sources(
     if "train" not in given:
         raise DataError(f"{where}: no training images")
     all_labels = np.concatenate(labels)
-    classes = int(all_labels.max()) + 1 if num_classes is None else num_classes
-    if all_labels.max() >= classes:
-        raise DataError(f"{where}: label {all_labels.max()} outside 0..{classes - 1} (num_classes={classes})")
-    if classes < 2:
-        raise DataError(f"{where}: only one class (label 0); a classifier needs at least two")
+    classes = class_count(all_labels, num_classes, where)
     if set(given) == {"train"}:
         given = {"all": given["train"]}
     indices = carve_splits(
@@ -140,6 +165,7 @@ def from_arrays(
     class-stratified subsets as for ``load_task``; ``mean``/``std`` fix the per-channel
     normalisation (default: measured on the training split).
     """
+    normalisation(name, mean, std)  # checked before the arrays are
     splits = {"train": (images, labels)}
     for split, pair in (("val", val), ("test", test)):
         if pair is not None:

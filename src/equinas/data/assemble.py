@@ -60,13 +60,49 @@ def _measured_normalisation(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return mean, std
 
 
+def normalisation(
+    name: str, mean: float | Sequence[float] | None, std: float | Sequence[float] | None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """float64 ``(mean, std)`` of normalisation options (one number, or one per channel), or
+    None when neither is given; ``DataError`` naming task ``name`` when only one is given, they
+    are not numbers, hold NaN or infinities, or ``std`` is not positive."""
+    if mean is None and std is None:
+        return None
+    if mean is None or std is None:
+        given, missing = ("mean", "std") if std is None else ("std", "mean")
+        raise DataError(f"task {name}: {given} given without {missing}; give both or neither")
+    arrays = []
+    for what, values in (("mean", mean), ("std", std)):
+        items = list(values) if isinstance(values, list | tuple | np.ndarray) else [values]
+        try:
+            numbers = items and not any(isinstance(v, bool | str) for v in items)
+            array = np.asarray(items, dtype=np.float64) if numbers else None
+        except (TypeError, ValueError):
+            array = None
+        if array is None or array.ndim != 1 or not np.isfinite(array).all():
+            raise DataError(
+                f"task {name}: {what} must be finite numbers (one, or one per channel), got {values!r}"
+            )
+        arrays.append(array)
+    if np.any(arrays[1] <= 0):
+        raise DataError(f"task {name}: std must be > 0 in every channel, got {std!r}")
+    return arrays[0], arrays[1]
+
+
+def _per_channel(name: str, values: np.ndarray, channels: int, what: str) -> np.ndarray:
+    """float32 ``[1, channels, 1, 1]`` of one value or one per channel."""
+    if len(values) not in (1, channels):
+        raise DataError(f"task {name}: {len(values)} {what} values for {channels} channels")
+    return np.broadcast_to(values, (channels,)).astype(np.float32).reshape(1, -1, 1, 1)
+
+
 def build_task(
     name: str,
     num_classes: int,
     splits: Mapping[str, tuple[np.ndarray, np.ndarray]],
     *,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
+    mean: float | Sequence[float] | None = None,
+    std: float | Sequence[float] | None = None,
     info: dict | None = None,
 ) -> TaskData:
     """``TaskData`` from raw ``(images, labels)`` for the keys ``train``, ``val``, ``test``."""
@@ -84,13 +120,13 @@ def build_task(
     if len(dtypes) > 1:
         raise DataError(f"task {name}: splits mix uint8 and float images")
     train = arrays["train"][0]
-    if mean is None or std is None:
-        mean, std = _measured_normalisation(train)
-        std[std == 0] = 1.0  # a constant channel is only centred
-    mean_c = np.asarray(mean, dtype=np.float32).reshape(1, -1, 1, 1)
-    std_c = np.asarray(std, dtype=np.float32).reshape(1, -1, 1, 1)
-    if mean_c.shape[1] != train.shape[1] or np.any(std_c <= 0):
-        raise DataError(f"task {name}: bad normalisation mean={mean} std={std}")
+    given = normalisation(name, mean, std)
+    if given is None:
+        measured_mean, measured_std = _measured_normalisation(train)
+        measured_std[measured_std == 0] = 1.0  # a constant channel is only centred
+        given = measured_mean, measured_std
+    mean_c = _per_channel(name, given[0], train.shape[1], "mean")
+    std_c = _per_channel(name, given[1], train.shape[1], "std")
     if train.dtype == np.uint8:
         levels = torch.from_numpy((_level_values()[None, :] - mean_c.reshape(-1, 1)) / std_c.reshape(-1, 1))
         out = {

@@ -23,6 +23,8 @@ import numpy as np
 
 from equinas.atomic import atomic_write, atomic_write_text
 from equinas.data.errors import DataError
+from equinas.data.npzfile import check_npz
+from equinas.locking import locked_file
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 _LEVEL = 6
@@ -84,21 +86,13 @@ def write_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) ->
 
 @contextlib.contextmanager
 def exclusive_lock(path: str | os.PathLike[str]) -> Iterator[None]:
-    """Hold an exclusive lock on ``.<name>.lock`` next to ``path`` (POSIX ``flock``; a no-op
-    where ``fcntl`` is missing), so concurrent processes generate a cache file one at a time."""
+    """Hold an exclusive lock on ``.<name>.lock`` next to ``path`` (``equinas.locking``: the
+    lock file is deleted on release), so concurrent processes generate a cache file one at
+    a time."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: unique temp names still keep writes safe
+    with locked_file(path.with_name(f".{path.name}.lock")):
         yield
-        return
-    with open(path.with_name(f".{path.name}.lock"), "a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def cache_problem(path: str | os.PathLike[str]) -> str | None:
@@ -117,7 +111,9 @@ def cache_problem(path: str | os.PathLike[str]) -> str | None:
 
 
 def read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """All arrays of an ``.npz`` file; ``DataError`` naming the file when it is unreadable."""
+    """All arrays of an ``.npz`` file; ``DataError`` naming the file when it is unreadable or
+    its structure is unsafe to load (``npzfile.check_npz``, checked before reading)."""
+    check_npz(path)
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from equinas.data.cache import cache_problem, exclusive_lock, read_npz, write_npz
 from equinas.data.errors import DataError, DataNotFoundError
-from equinas.data.images import EXTENSIONS, decode_image, is_image_name, pillow
+from equinas.data.images import EXTENSIONS, NOT_REGULAR, decode_image, is_image_name, pillow
 from equinas.data.paths import cache_dir
 from equinas.data.splits import SPLIT_NAMES
 
@@ -76,6 +76,8 @@ def _class_images(folder: os.DirEntry) -> list[tuple[str, int, int]]:
             raise DataError(f"{entry.path}: a folder inside class folder {folder.name!r} (images only)")
         if not is_image_name(entry.name):
             raise DataError(f"{entry.path}: not an image file (expected {', '.join(EXTENSIONS)})")
+        if not entry.is_file():  # a pipe, socket or device would block or never end
+            raise DataError(f"{entry.path}: {NOT_REGULAR}")
         stat = entry.stat()
         out.append((entry.name, stat.st_size, stat.st_mtime_ns))
     if not out:

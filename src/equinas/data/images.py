@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import stat
+import warnings
 from pathlib import Path
 from types import ModuleType
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -13,6 +17,9 @@ from equinas.data.optional import require
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 _SUFFIXES = frozenset(EXTENSIONS)
 GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})
+MAX_PIXELS = 89_478_485  # Pillow's default MAX_IMAGE_PIXELS (about 9459 x 9459)
+TOO_LARGE = f"more than the limit of {MAX_PIXELS:,} pixels per image (resize it first)"
+NOT_REGULAR = "not a regular file (a pipe, socket or device?); image folders hold image files only"
 
 
 def pillow(purpose: str) -> ModuleType:
@@ -25,24 +32,53 @@ def is_image_name(name: str) -> bool:
     return name[name.rfind(".") :].lower() in _SUFFIXES if "." in name else False
 
 
+def _open_regular_file(path: Path) -> BinaryIO:
+    """``path`` opened for reading; ``DataError`` unless it is a regular file (opening does
+    not block on a pipe: it is opened non-blocking and checked before any read)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise DataError(f"{path}: {NOT_REGULAR}")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def decode_image(path: Path, size: int | None, mode: str | None = "RGB") -> np.ndarray:
     """uint8 ``[H, W]`` (``mode="L"``) or ``[H, W, 3]`` (``"RGB"``); ``mode=None`` keeps
     grayscale images grayscale (``GRAY_MODES``) and turns every other image into RGB. With
     ``size``: centre square crop, bilinear resize to ``size x size``. ``DataError`` naming
-    the file when it cannot be decoded."""
+    the file when it cannot be decoded, is not a regular file or has more than
+    ``MAX_PIXELS`` pixels (checked from its header, before decoding)."""
     image_module = pillow("reading image files")
     try:
-        with image_module.open(path) as image:
-            target = mode or ("L" if image.mode in GRAY_MODES else "RGB")
-            if size is not None:
-                image.draft(target, (size, size))
-            image = image.convert(target)
-            if size is not None:
+        with _open_regular_file(path) as handle, warnings.catch_warnings():
+            warnings.simplefilter("ignore", image_module.DecompressionBombWarning)  # checked below
+            with image_module.open(handle) as image:
                 width, height = image.size
-                side = min(width, height)
-                left, top = (width - side) // 2, (height - side) // 2
-                square = image.crop((left, top, left + side, top + side))
-                image = square.resize((size, size), image_module.Resampling.BILINEAR)
-            return np.asarray(image)
+                if width * height > MAX_PIXELS:
+                    raise DataError(f"{path}: {width}x{height} px, {TOO_LARGE}")
+                return _converted(image_module, image, size, mode)
+    except DataError:
+        raise
+    except image_module.DecompressionBombError:
+        raise DataError(f"{path}: {TOO_LARGE}") from None
     except (OSError, ValueError, SyntaxError) as exc:  # PIL.UnidentifiedImageError is an OSError
         raise DataError(f"{path}: unreadable image ({exc})") from exc
+
+
+def _converted(image_module: ModuleType, image: Any, size: int | None, mode: str | None) -> np.ndarray:
+    """The pixels of an open Pillow ``image`` as ``decode_image`` returns them."""
+    target = mode or ("L" if image.mode in GRAY_MODES else "RGB")
+    if size is not None:
+        image.draft(target, (size, size))
+    image = image.convert(target)
+    if size is not None:
+        width, height = image.size
+        side = min(width, height)
+        left, top = (width - side) // 2, (height - side) // 2
+        square = image.crop((left, top, left + side, top + side))
+        image = square.resize((size, size), image_module.Resampling.BILINEAR)
+    return np.asarray(image)

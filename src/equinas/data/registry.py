@@ -24,14 +24,14 @@ import hashlib
 import inspect
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
 from equinas.data import galaxy10, isic, mnist, rotmnist
 from equinas.data.arrays import array_sources, npz_splits
-from equinas.data.assemble import assemble_task
+from equinas.data.assemble import assemble_task, normalisation
 from equinas.data.augmented import SETTINGS, augmented_mnist
 from equinas.data.cache import cache_problem, sha256_file
 from equinas.data.errors import DataNotFoundError
@@ -61,8 +61,8 @@ class _Sources:
 
     splits: dict[str, ImageSource]
     num_classes: int
-    mean: tuple[float, ...] | None
-    std: tuple[float, ...] | None
+    mean: float | Sequence[float] | None  # one value, or one per channel (checked by assemble_task)
+    std: float | Sequence[float] | None
     info: dict = field(default_factory=dict)
 
 
@@ -186,6 +186,7 @@ def _folder(
     mean: float | list[float] | None = None,
     std: float | list[float] | None = None,
 ) -> _Sources:
+    normalisation(f"folder:{path}", mean, std)  # checked before anything is decoded
     listing, images, cache = load_folder(path, image_size, channels)
     classes = list(listing.classes)
     indices = carve_splits(
@@ -207,12 +208,7 @@ def _folder(
         "cache": str(cache),
     }
     sources = {split: pool.take(i) for split, i in indices.items()}
-    return _Sources(sources, len(classes), _per_channel(mean), _per_channel(std), info)
-
-
-def _per_channel(value: float | list[float] | None) -> tuple[float, ...] | None:
-    """A normalisation option (one number, or one per channel) as a tuple."""
-    return None if value is None else tuple(value) if isinstance(value, list | tuple) else (value,)
+    return _Sources(sources, len(classes), mean, std, info)
 
 
 def _npz(

@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 from equinas.execution.auto import AutoExecutor
-from equinas.execution.base import Executor
+from equinas.execution.base import Executor, WorkerCrashed
 from equinas.execution.local import LocalExecutor
-from equinas.execution.process import ProcessExecutor, WorkerCrashed, available_cores
+from equinas.execution.process import ProcessExecutor, available_cores
 from equinas.execution.settings import EXECUTORS, ExecutorSettings, make_executor
 
 __all__ = [

@@ -21,3 +21,13 @@ class Executor(Protocol):
     def map(self, fn: Callable[[J, Any], R], jobs: Sequence[J], shared: Any) -> Iterator[tuple[int, R]]: ...
 
     def close(self) -> None: ...
+
+
+class WorkerCrashed(RuntimeError):
+    """A worker process or node died (killed, out of memory, crashed) while evaluating jobs;
+    the message names the jobs that had not finished."""
+
+
+def job_name(job: Any, index: int) -> str:
+    """How errors name a job: its ``candidate_id``, else ``job <index>``."""
+    return str(getattr(job, "candidate_id", f"job {index}"))

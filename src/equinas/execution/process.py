@@ -7,12 +7,19 @@ its tensors travel through shared memory (``torch.multiprocessing``), not as a c
 The pool lives across ``map`` calls that share the same object (the generations of a search),
 and several threads may ``map`` at once over the same object: their jobs share the workers (the
 demo runs its searches this way, so that no core idles while any search has work queued).
+
+Workers end with the process that started them, even when it is killed with SIGKILL: a
+watcher thread in every worker ends it once its parent is gone (``os.getppid()`` changes;
+checked every ``PARENT_POLL_S`` seconds). Linux's parent-death signal (``PR_SET_PDEATHSIG``)
+is not used: it follows the thread that spawned a worker, and workers are spawned by whichever
+thread submits jobs, so a finished thread of the demo would kill a live pool's worker.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -22,15 +29,14 @@ from typing import Any, TypeVar
 import torch
 import torch.multiprocessing as torch_mp
 
+from equinas.execution.base import WorkerCrashed, job_name
+
 J = TypeVar("J")
 R = TypeVar("R")
 
 _shared: Any = None
 _started: Any = None
-
-
-class WorkerCrashed(RuntimeError):
-    """A worker process died (killed, out of memory, crashed) while evaluating jobs."""
+PARENT_POLL_S = 0.5
 
 
 def available_cores() -> int:
@@ -41,19 +47,25 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _start_worker(shared: Any, threads: int, started: Any) -> None:
+def _watch_parent(parent: int) -> None:
+    """End this worker process once process ``parent`` is gone (it is then adopted by another)."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)
+
+
+def _start_worker(shared: Any, threads: int, started: Any, parent: int) -> None:
     global _shared, _started
+    if os.getppid() != parent:  # the parent died while this worker started
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
     _shared, _started = shared, started
     torch.set_num_threads(threads)
 
 
-def _run(fn: Callable[[Any, Any], Any], job: Any, name: str) -> Any:
-    _started.put(name)  # so that the parent can name the job of a worker that dies
+def _run(fn: Callable[[Any, Any], Any], job: Any, token: tuple[int, int]) -> Any:
+    _started.put(token)  # (map call, job index): the parent can name the job of a worker that dies
     return fn(job, _shared)
-
-
-def _name(job: Any, index: int) -> str:
-    return str(getattr(job, "candidate_id", f"job {index}"))
 
 
 class ProcessExecutor:
@@ -87,6 +99,7 @@ class ProcessExecutor:
         self._pool: ProcessPoolExecutor | None = None
         self._shared_id: int | None = None
         self._started: Any = None
+        self._calls = 0  # map calls so far: tells the jobs of one call from those of others
 
     def _pool_for(self, shared: Any) -> ProcessPoolExecutor:
         with self._lock:
@@ -98,17 +111,19 @@ class ProcessExecutor:
                     self.workers,
                     mp_context=context,
                     initializer=_start_worker,
-                    initargs=(shared, self.threads, self._started),
+                    initargs=(shared, self.threads, self._started, os.getpid()),
                 )
                 self._shared_id = id(shared)
             return self._pool
 
-    def _crashed(self, finished: set[str]) -> WorkerCrashed:
+    def _crashed(self, call: int, names: list[str], finished: set[int]) -> WorkerCrashed:
+        """The error for a dead worker, naming the jobs of map call ``call`` that had started
+        and not finished (``names[i]`` is job ``i``'s name)."""
         started = []
         queue = self._started  # None when another thread's map already closed the pool
         while queue is not None and not queue.empty():
             started.append(queue.get())
-        running = [name for name in started if name not in finished] or ["an unknown job"]
+        running = [names[i] for c, i in started if c == call and i not in finished] or ["an unknown job"]
         self.close()
         return WorkerCrashed(
             f"a worker process died while evaluating {', '.join(running)}; the candidates that "
@@ -119,19 +134,22 @@ class ProcessExecutor:
         if not jobs:
             return
         pool = self._pool_for(shared)
-        names = [_name(job, i) for i, job in enumerate(jobs)]
-        futures: dict[Future, int] = {pool.submit(_run, fn, job, names[i]): i for i, job in enumerate(jobs)}
-        finished: set[str] = set()
+        with self._lock:
+            self._calls += 1
+            call = self._calls
+        names = [job_name(job, i) for i, job in enumerate(jobs)]
+        futures: dict[Future, int] = {pool.submit(_run, fn, job, (call, i)): i for i, job in enumerate(jobs)}
+        finished: set[int] = set()
         try:
             for future in as_completed(futures):
                 index = futures[future]
                 try:
                     result = future.result()
                 except BrokenProcessPool:
-                    raise self._crashed(finished) from None
+                    raise self._crashed(call, names, finished) from None
                 except Exception as err:
                     raise RuntimeError(f"evaluating {names[index]} failed: {err}") from err
-                finished.add(names[index])
+                finished.add(index)
                 yield index, result
         finally:
             for future in futures:

@@ -7,11 +7,14 @@ Requires the optional extra ``equinas[ray]``. Each job becomes one Ray task with
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import socket
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
+
+from equinas.execution.base import WorkerCrashed, job_name
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -79,15 +82,34 @@ class RayExecutor:
             )
 
     def map(self, fn: Callable[[J, Any], R], jobs: Sequence[J], shared: Any) -> Iterator[tuple[int, R]]:
+        """Yield ``(index, fn(job, shared))`` as tasks finish. An exception raised by ``fn``
+        propagates (as Ray's ``RayTaskError`` of its type); a task lost to a dead worker or node
+        is a ``WorkerCrashed`` naming the jobs that had not finished. Tasks not yet done when
+        the caller stops are cancelled."""
         ray = self._ray
         self._check_resources()
         remote = ray.remote(num_cpus=self.cpus_per_task, max_retries=0)(_call_with_threads)
         shared_ref = ray.put(shared)
         pending = {remote.remote(fn, job, shared_ref, self.cpus_per_task): i for i, job in enumerate(jobs)}
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            ref = done[0]
-            yield pending.pop(ref), ray.get(ref)
+        try:
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                ref = done[0]
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.RayTaskError:
+                    raise
+                except ray.exceptions.RayError as err:
+                    unfinished = ", ".join(job_name(jobs[i], i) for i in sorted(pending.values()))
+                    raise WorkerCrashed(
+                        f"a Ray worker or node died while evaluating {unfinished} ({type(err).__name__}); "
+                        "the candidates that finished are kept: resume (--resume) to evaluate the rest"
+                    ) from None
+                yield pending.pop(ref), result
+        finally:
+            for ref in pending:
+                with contextlib.suppress(Exception):  # already finished or its node is gone
+                    ray.cancel(ref)
 
     def close(self) -> None:
         if self._started_here and self._ray.is_initialized():

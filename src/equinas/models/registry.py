@@ -43,8 +43,10 @@ def register_family(
 
 
 def _family(spec: dict[str, Any]) -> tuple[ModelFamily, dict[str, Any]]:
+    if not isinstance(spec, dict):
+        raise SpecError(f"spec: expected an object (a JSON dict), got {type(spec).__name__}")
     name = spec.get("family", "cnn")
-    if name not in FAMILIES:
+    if not isinstance(name, str) or name not in FAMILIES:
         raise SpecError(f"family: unknown model family {name!r}; known: {sorted(FAMILIES)}")
     return FAMILIES[name], {k: v for k, v in spec.items() if k != "family"}
 

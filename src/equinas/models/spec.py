@@ -38,6 +38,7 @@ from typing import Any
 from equinas.groups import PlanarGroup, parse_group
 from equinas.models.errors import SpecError  # re-exported: ``from equinas.models.spec import SpecError``
 from equinas.models.layers import LAYER_KINDS
+from equinas.models.size import check_depth, check_network_size
 from equinas.nn.basis import BASES
 from equinas.nn.pooling import POOLS
 
@@ -144,17 +145,20 @@ class ArchSpec:
         amb = self.ambient_group()
         if not self.layers:
             raise SpecError("layers: a network needs at least one layer")
+        check_depth(len(self.layers))
         if self.backbone not in BACKBONES:
             raise SpecError(f"backbone: expected one of {BACKBONES}, got {self.backbone!r}")
         if self.backbone == "resnet":
             self._validate_residual()
         for name in ("in_channels", "num_classes"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+            if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
                 raise SpecError(f"{name}: expected a positive integer, got {getattr(self, name)!r}")
         for i, layer in enumerate(self.layers):
             where = f"layers[{i}]"
-            if layer.kind not in LAYER_KINDS:
+            if not isinstance(layer.kind, str) or layer.kind not in LAYER_KINDS:
                 raise SpecError(f"{where}.kind: unknown kind {layer.kind!r}; known: {sorted(LAYER_KINDS)}")
+            if not isinstance(layer.pool, bool):
+                raise SpecError(f"{where}.pool: expected true or false, got {layer.pool!r}")
             if isinstance(layer.channels, bool) or not isinstance(layer.channels, int) or layer.channels < 1:
                 raise SpecError(f"{where}.channels: expected a positive integer, got {layer.channels!r}")
             size = layer.kernel_size
@@ -170,7 +174,7 @@ class ArchSpec:
                 for name in layer.groups or ():
                     try:
                         parse_group(name, ambient=amb)
-                    except ValueError as err:
+                    except (ValueError, TypeError) as err:
                         raise SpecError(f"{where}.groups: {err}") from None
             else:
                 if layer.group is None or layer.groups is not None:
@@ -181,10 +185,11 @@ class ArchSpec:
         for name in ("group_pool", "spatial_pool"):
             if getattr(head, name) not in POOLS:
                 raise SpecError(f"head.{name}: expected one of {POOLS}, got {getattr(head, name)!r}")
-        if head.hidden is not None and (not isinstance(head.hidden, int) or head.hidden < 1):
+        if head.hidden is not None and (not _is_int(head.hidden) or head.hidden < 1):
             raise SpecError(f"head.hidden: expected a positive integer or null, got {head.hidden!r}")
-        if not 0.0 <= head.dropout < 1.0:
+        if not _is_number(head.dropout) or not 0.0 <= head.dropout < 1.0:
             raise SpecError(f"head.dropout: expected a value in [0, 1), got {head.dropout!r}")
+        check_network_size(self, amb.order)
 
     def _validate_residual(self) -> None:
         count = len(self.layers)
@@ -205,6 +210,11 @@ class ArchSpec:
         if self.backbone != "resnet":
             return []
         return [(i, i + 1) for i in range(1, len(self.layers), 2)]
+
+    def check_training_memory(self, height: int, width: int, batch_size: int) -> None:
+        """``SpecError`` naming ``layers`` when training on batches of ``batch_size`` images of
+        ``height x width`` would not fit in memory (``equinas.models.size``)."""
+        check_network_size(self, self.ambient_group().order, (height, width), batch_size)
 
     def check_input_size(self, height: int, width: int) -> tuple[int, int]:
         """Spatial size of the last block's maps for ``height x width`` inputs.
@@ -263,6 +273,8 @@ class ArchSpec:
             kwargs = _from_mapping(LayerSpec, raw, f"layers[{i}]")
             _require(kwargs, ("channels",), f"layers[{i}]")
             if kwargs.get("groups") is not None:
+                if not isinstance(kwargs["groups"], list | tuple):
+                    raise SpecError(f"layers[{i}].groups: expected a list of group names")
                 kwargs["groups"] = tuple(kwargs["groups"])
             layers.append(LayerSpec(**kwargs))
         top["layers"] = tuple(layers)
@@ -304,3 +316,7 @@ class ArchSpec:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

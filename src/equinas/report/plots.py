@@ -29,7 +29,7 @@ def _save(fig: Any, path: Path) -> None:
 def accuracy_vs_parameters(records: Sequence[CandidateRecord], path: Path, title: str) -> Path:
     """Validation accuracy against parameter count; the Pareto front is drawn as a step line."""
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    records = [r for r in records if r.ok]
+    records = [r for r in records if r.scored]
     front = pareto_fronts(records)[0]
     front_ids = {r.candidate_id for r in front}
     others = [r for r in records if r.candidate_id not in front_ids]
@@ -154,7 +154,7 @@ def anytime_curve(records: Sequence[CandidateRecord]) -> list[tuple[float, float
     points, spent, best = [], 0.0, None
     for r in records:
         spent += Cost.from_dict(r.cost).total_flops
-        if r.ok and r.val_acc is not None and (best is None or r.val_acc > best.val_acc):
+        if r.scored and (best is None or r.val_acc > best.val_acc):
             best = r
         if best is not None:
             points.append((spent, best.val_acc, best.test_acc or 0.0))

@@ -7,7 +7,7 @@ from pathlib import Path
 from equinas.atomic import atomic_write_text
 from equinas.groups import subgroups
 from equinas.report import plots
-from equinas.report.tables import TERA, candidates_table, grouped_runs, run_summary
+from equinas.report.tables import TERA, candidates_table, grouped_runs, number, run_summary
 from equinas.search.records import RunDirectory
 
 
@@ -65,10 +65,10 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     if "search_overhead" in extras:
         lines.append(
             "- search overhead (search time / training the final network alone): "
-            f"{extras['search_overhead']:.2f}x"
+            f"{number(extras['search_overhead'], '.2f')}x"
         )
     if extras.get("equivariance_trajectory"):
-        errors = ", ".join(f"{p['output']:.2g}" for p in extras["equivariance_trajectory"])
+        errors = ", ".join(number(p["output"], ".2g") for p in extras["equivariance_trajectory"])
         lines.append(f"- output equivariance error per epoch (ambient group, training images): {errors}")
     if extras.get("decisions"):
         lines += ["", "## Relaxations (signal / noise of the chosen subgroup)", ""]

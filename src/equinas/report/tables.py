@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,8 +15,13 @@ from equinas.train.cost import Cost
 TERA = 1e12
 
 
+def number(value: float | None, spec: str) -> str:
+    """``value`` formatted with ``spec``, or ``-`` when unknown (None, NaN or infinite)."""
+    return "-" if value is None or not math.isfinite(value) else format(value, spec)
+
+
 def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.2f}"
+    return number(None if value is None else 100 * value, ".2f")
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -27,7 +33,7 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def candidates_table(records: Sequence[CandidateRecord], limit: int | None = None) -> str:
     """Candidates sorted by validation accuracy, Pareto-optimal ones marked with ``*``;
     diverged candidates last, marked ``(diverged)``."""
-    usable = [r for r in records if r.ok]
+    usable = [r for r in records if r.scored]
     front = {r.candidate_id for r in pareto_fronts(usable)[0]} if usable else set()
     ordered = sorted(records, key=lambda r: (not r.ok, -(r.val_acc or 0.0), r.params, r.candidate_id))[:limit]
     rows = [
@@ -37,7 +43,7 @@ def candidates_table(records: Sequence[CandidateRecord], limit: int | None = Non
             f"{r.params:,}",
             _pct(r.val_acc),
             _pct(r.test_acc),
-            f"{r.equivariance.get('output', float('nan')):.2g}" if r.equivariance else "-",
+            number(r.equivariance.get("output"), ".2g"),
             f"{r.lineage_epochs:g}",
             f"{Cost.from_dict(r.cost).total_flops / TERA:.3g}",
             f"{r.time_s:.1f}",
@@ -69,13 +75,15 @@ def run_summary(run: RunDirectory) -> dict[str, Any]:
         "task": meta["task"],
         "seed": meta["seed"],
         "best": best,
-        "wall_time": result.get("wall_time", 0.0),
+        "wall_time": result.get("wall_time") or 0.0,
         "total_cost": Cost.from_dict(result.get("total_cost")),
         "extras": result.get("extras", {}),
     }
 
 
-def _mean_std(values: Sequence[float]) -> str:
+def _mean_std(values: Sequence[float | None]) -> str:
+    """``mean ± std`` in percent of the known values (None, NaN and infinities left out)."""
+    values = [v for v in values if v is not None and math.isfinite(v)]
     if not values:
         return "-"
     mean = statistics.fmean(values)
@@ -111,8 +119,8 @@ def comparison_table(run_dirs: Sequence[str | Path], label: str = "method") -> s
     """
     rows = []
     for (task, key), runs in grouped_runs(run_dirs, label).items():
-        tests = [r["best"].test_acc for r in runs if r["best"].test_acc is not None]
-        vals = [r["best"].val_acc for r in runs if r["best"].val_acc is not None]
+        tests = [r["best"].test_acc for r in runs]
+        vals = [r["best"].val_acc for r in runs]
         params = statistics.fmean(r["best"].params for r in runs)
         times = statistics.fmean(r["wall_time"] for r in runs)
         flops = statistics.fmean(r["total_cost"].total_flops for r in runs)

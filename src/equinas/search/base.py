@@ -22,6 +22,7 @@ from equinas.search.records import CandidateRecord, RunDirectory
 from equinas.search.validation import validate_search_settings
 from equinas.train import TrainConfig
 from equinas.train.cost import Cost
+from equinas.train.run_lock import hold_run_directory
 
 
 @dataclass
@@ -95,9 +96,9 @@ class SearchMethod(Protocol):
 
 
 def best_of(records: Sequence[CandidateRecord]) -> CandidateRecord:
-    """Highest validation accuracy among the candidates that trained without diverging;
-    ties go to fewer parameters, then to the id."""
-    usable = [r for r in records if r.ok]
+    """Highest validation accuracy among the candidates that trained without diverging (and
+    have one: ``record.scored``); ties go to fewer parameters, then to the id."""
+    usable = [r for r in records if r.scored]
     if not usable:
         detail = f" ({len(records)} diverged; try a lower --lr or --grad-clip)" if records else ""
         raise ValueError(f"no candidate was evaluated successfully{detail}")
@@ -189,15 +190,21 @@ def prepare(method: SearchMethod, ctx: SearchContext) -> tuple[SearchMethod, Sea
     """The method and context a run uses: the settings checked against the backbone and the data
     (``validate_search_settings``), then the method's own ``resolve(ctx)`` where it has one
     (EquiNAS_E splits its lineage budget there)."""
-    validate_search_settings(method.settings, ctx.backbone, ctx.data)
+    validate_search_settings(method.settings, ctx.backbone, ctx.data, ctx.train.batch_size)
     resolve = getattr(method, "resolve", None)
     return resolve(ctx) if resolve is not None else (method, ctx)
 
 
 def run_search(method: SearchMethod, ctx: SearchContext, resume: bool = False) -> SearchResult:
-    """Check and resolve the settings (``prepare``), create (or resume) the run directory, run
-    ``method`` and store its result."""
+    """Check and resolve the settings (``prepare``), then, holding the run directory's lock
+    (``RunDirectoryBusy`` when another process uses it), create (or resume) it, run ``method``
+    and store its result."""
     method, ctx = prepare(method, ctx)
+    with hold_run_directory(ctx.run.path):
+        return _run_prepared(method, ctx, resume)
+
+
+def _run_prepared(method: SearchMethod, ctx: SearchContext, resume: bool) -> SearchResult:
     settings = asdict(method.settings)
     meta = {
         "method": method.name,

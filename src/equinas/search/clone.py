@@ -32,7 +32,7 @@ from equinas.search.evaluate import candidate_seed, measure_equivariance
 from equinas.search.records import CandidateRecord, RunDirectory
 from equinas.settings import Settings, setting
 from equinas.train import TrainConfig, evaluate, load_checkpoint
-from equinas.train.checkpoint import CHECKPOINT_NAME
+from equinas.train.checkpoint import CHECKPOINT_NAME, checkpoint_spec
 from equinas.train.cost import ComputeMeter
 from equinas.train.distill import CLONE_LOSSES, clone_logits, logit_distance
 from equinas.train.runtime import amp_dtype, resolve_device
@@ -107,10 +107,7 @@ def load_teacher(source: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     if not path.is_file():
         raise ValueError(f"teacher_from: {source} is neither a checkpoint nor a run directory")
     checkpoint = load_checkpoint(path)
-    spec = (checkpoint.get("metadata") or {}).get("spec")
-    if spec is None:
-        raise ValueError(f"teacher_from: checkpoint {path} has no architecture spec in its metadata")
-    return spec, checkpoint["model"]
+    return checkpoint_spec(checkpoint, path), checkpoint["model"]
 
 
 def _scored_record(

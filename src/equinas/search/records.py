@@ -5,6 +5,8 @@ Layout of a run directory::
     search.json        method, task, data, settings, seed, status, elapsed time of every session
     candidates.jsonl   one JSON record per evaluated candidate, appended as each finishes
     candidates.jsonl.torn-<n>   the fragment of a torn last line, cut off before a resume appends
+    candidates.jsonl.bad-<n>    lines that are no valid record, moved aside by a resume (warned)
+    .lock              while a process works here: its pid (``equinas.train.run_lock``)
     candidates.csv     the same records as a flat table (written at the end)
     states/<id>.pt     weights of candidates that may become parents (torch.load(weights_only=True))
     result.json        the SearchResult: best candidate, extras (e.g. alpha trajectories)
@@ -18,18 +20,25 @@ import io
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+import warnings
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from equinas.atomic import atomic_write, atomic_write_text, remove_stale_temp_files_under
+from equinas.atomic import append_text, atomic_write, atomic_write_text, remove_stale_temp_files_under
 from equinas.train.config import RESULT_NEUTRAL
 from equinas.train.cost import Cost
+from equinas.train.run_lock import LOCK_NAME
+from equinas.train.runlog import jsonable
 
 STATUS_OK = "ok"
 STATUS_DIVERGED = "diverged"
+
+
+class RecordWarning(UserWarning):
+    """A line of ``candidates.jsonl`` is not a candidate record and was skipped or moved aside."""
 
 
 @dataclass
@@ -73,13 +82,25 @@ class CandidateRecord:
     def ok(self) -> bool:
         return self.status == STATUS_OK
 
+    @property
+    def scored(self) -> bool:
+        """Trained without diverging and has a validation accuracy: the records selections and
+        reports rank (an accuracy written as NaN by an older run reads as None)."""
+        return self.ok and self.val_acc is not None
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain JSON types; NaN and infinite numbers become None (strict JSON has no NaN)."""
+        return jsonable(asdict(self))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CandidateRecord:
+    def from_dict(cls, data: Any) -> CandidateRecord:
+        """The record of a ``to_dict`` (NaN and infinite numbers read as None; unknown keys
+        are ignored); ``ValueError`` naming the first field that is missing or mistyped."""
+        problem = record_problem(data)
+        if problem:
+            raise ValueError(problem)
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**{k: v for k, v in jsonable(data).items() if k in known})
 
     def flat(self) -> dict[str, Any]:
         """A CSV row: scalars, groups joined by '-', per-layer errors joined by ';'."""
@@ -101,7 +122,7 @@ class CandidateRecord:
             "epochs": self.epochs,
             "lineage_epochs": self.lineage_epochs,
             "equivariance_output": self.equivariance.get("output"),
-            "equivariance_layers": ";".join(f"{e:.3g}" for e in layers),
+            "equivariance_layers": ";".join("" if e is None else f"{e:.3g}" for e in layers),
             "equivariance_interpolated_output": self.equivariance.get("interpolated", {}).get("output"),
             "time_s": round(self.time_s, 3),
             "train_images": cost.train_images,
@@ -109,6 +130,60 @@ class CandidateRecord:
             "total_flops": cost.total_flops,
             "seed": self.seed,
         }
+
+
+_NUMBER = (int, float)
+_OPTIONAL_NUMBER = (int, float, type(None))
+_OPTIONAL_TEXT = (str, type(None))
+FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "candidate_id": (str,),
+    "method": (str,),
+    "spec": (dict,),
+    "groups": (list,),
+    "params": (int,),
+    "val_acc": _OPTIONAL_NUMBER,
+    "test_acc": _OPTIONAL_NUMBER,
+    "val_loss": _OPTIONAL_NUMBER,
+    "test_loss": _OPTIONAL_NUMBER,
+    "train_loss": _OPTIONAL_NUMBER,
+    "epochs": _NUMBER,
+    "lineage_epochs": _NUMBER,
+    "generation": (int,),
+    "parent_id": _OPTIONAL_TEXT,
+    "mutation": _OPTIONAL_TEXT,
+    "seed": (int,),
+    "time_s": _NUMBER,
+    "equivariance": (dict,),
+    "extra": (dict,),
+    "cost": (dict,),
+    "status": (str,),
+}
+REQUIRED_FIELDS = tuple(
+    f.name for f in fields(CandidateRecord) if f.default is MISSING and f.default_factory is MISSING
+)
+STATUSES = (STATUS_OK, STATUS_DIVERGED)
+
+
+def record_problem(data: Any) -> str | None:
+    """Why ``data`` (one parsed line of ``candidates.jsonl``) is not a candidate record, or None."""
+    if not isinstance(data, dict):
+        return f"a JSON {type(data).__name__}, not an object"
+    missing = [name for name in REQUIRED_FIELDS if name not in data]
+    if missing:
+        return f"missing field(s) {missing}"
+    for name, types in FIELD_TYPES.items():
+        value = data.get(name)
+        if name in data and (isinstance(value, bool) or not isinstance(value, types)):
+            expected = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            return f"field {name!r} is a {type(value).__name__}, expected {expected}"
+    if not data["candidate_id"] or not all(isinstance(g, str) for g in data["groups"]):
+        return "an empty candidate_id or a group name that is not a string"
+    costs = data.get("cost", {}).values()
+    if any(isinstance(v, bool) or not isinstance(v, _OPTIONAL_NUMBER) for v in costs):
+        return "a cost entry that is not a number"
+    if data.get("status", STATUS_OK) not in STATUSES or data["params"] < 0:
+        return f"status {data.get('status')!r} or params {data['params']!r} out of range"
+    return None
 
 
 RESUME_KEYS = ("method", "task", "data", "settings", "backbone", "train", "seed")
@@ -131,6 +206,15 @@ def _comparable(key: str, value: Any) -> Any:
     if key == "backbone" and isinstance(value, dict):
         return {"backbone": "plain", **value}  # runs recorded before resnets were plain
     return value
+
+
+def _left_by_a_start(entry: Path) -> bool:
+    """Whether ``entry`` is what a search killed before its first ``search.json`` leaves."""
+    if entry.name == LOCK_NAME:
+        return True
+    if entry.name == "states":
+        return entry.is_dir() and not any(entry.iterdir())
+    return entry.name.startswith(".search.json.") and entry.name.endswith(".tmp")
 
 
 class RunDirectory:
@@ -166,6 +250,8 @@ class RunDirectory:
                 f"{self.path} already holds a search; pass resume=True (--resume) to continue it "
                 "or choose another run directory"
             )
+        if not existing.exists():
+            self._refuse_foreign_files()
         if resume and existing.exists():
             old = self.read_json("search.json")
             changed = [
@@ -182,10 +268,27 @@ class RunDirectory:
         self.path.mkdir(parents=True, exist_ok=True)
         self.states.mkdir(exist_ok=True)
         remove_stale_temp_files_under(self.path)  # left by a killed atomic write
-        self.repair_tail()
+        self.repair()
         self._previous_sessions = sum(sessions)
         self._session_start = time.perf_counter()
         self.write_json("search.json", {**meta, "status": "running", "sessions": [*sessions, 0.0]})
+
+    def _refuse_foreign_files(self) -> None:
+        """``ValueError`` when the folder holds files but no search: a training run or
+        anything else would be mixed with this search's files. What a search killed before
+        writing ``search.json`` leaves (its lock, an empty ``states/``, a temp file) is fine."""
+        if not self.path.is_dir():
+            return
+        found = sorted(entry.name for entry in self.path.iterdir() if not _left_by_a_start(entry))
+        if not found:
+            return
+        if "checkpoint.pt" in found:
+            what = "a training run (checkpoint.pt)"
+        else:
+            what = "other files (" + ", ".join(found[:3]) + (", ..." if len(found) > 3 else "") + ")"
+        raise ValueError(
+            f"{self.path} holds {what} but no search (search.json); search into a new or empty folder"
+        )
 
     def elapsed(self) -> float:
         """Wall seconds of every session of this run so far (this one up to now)."""
@@ -202,14 +305,16 @@ class RunDirectory:
         self.write_json("search.json", meta)
 
     def write_json(self, name: str, payload: Any) -> Path:
+        """Write ``payload`` as ``name`` (atomically; NaN and infinite numbers as null)."""
         target = self.path / name
-        atomic_write_text(target, json.dumps(payload, indent=2) + "\n")
+        atomic_write_text(target, json.dumps(jsonable(payload), indent=2, allow_nan=False) + "\n")
         return target
 
     def read_json(self, name: str) -> Any:
+        """The JSON file ``name`` (NaN and infinite numbers, from older runs, read as None)."""
         path = self.path / name
         try:
-            return json.loads(path.read_text())
+            return jsonable(json.loads(path.read_text()))
         except json.JSONDecodeError as err:
             raise ValueError(f"{path} is not valid JSON (truncated or corrupt?): {err}") from None
 
@@ -244,24 +349,54 @@ class RunDirectory:
     def append(self, record: CandidateRecord) -> None:
         """Append ``record`` as one fsynced line (after repairing a torn tail)."""
         self.repair_tail()
-        line = json.dumps(record.to_dict()) + "\n"
-        with open(self.jsonl, "a", encoding="utf-8") as handle:
-            handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
+        append_text(self.jsonl, json.dumps(record.to_dict(), allow_nan=False) + "\n", sync=True)
         self._save_session_time()
 
-    def records(self) -> list[CandidateRecord]:
-        """Every complete record (a torn last line from a killed run is ignored)."""
+    def _read_lines(self) -> tuple[list[tuple[str, CandidateRecord]], list[tuple[int, str, str]]]:
+        """``(good, bad)``: ``(line, record)`` of every complete line that is a valid record,
+        and ``(line number, line, why)`` of the others (a torn last line is neither)."""
         if not self.jsonl.exists():
-            return []
-        out = []
-        for line in self.jsonl.read_text(encoding="utf-8").splitlines():
+            return [], []
+        lines = self.jsonl.read_text(encoding="utf-8", errors="replace").split("\n")[:-1]
+        good, bad = [], []
+        for number, line in enumerate(lines, start=1):
             try:
-                out.append(CandidateRecord.from_dict(json.loads(line)))
+                good.append((line, CandidateRecord.from_dict(json.loads(line))))
             except json.JSONDecodeError:
-                continue
-        return out
+                bad.append((number, line, "not valid JSON"))
+            except ValueError as err:
+                bad.append((number, line, str(err)))
+        return good, bad
+
+    def records(self) -> list[CandidateRecord]:
+        """Every valid record; a torn last line (a killed run) is ignored, and every other bad
+        line is skipped with a ``RecordWarning`` (``repair``, run by a resume, moves it aside)."""
+        good, bad = self._read_lines()
+        for number, _, why in bad:
+            warnings.warn(
+                f"{self.jsonl} line {number} is not a candidate record ({why}); skipped",
+                RecordWarning,
+                stacklevel=2,
+            )
+        return [record for _, record in good]
+
+    def repair(self) -> None:
+        """Cut a torn last line off (``repair_tail``) and move every line that is not a valid
+        record into ``candidates.jsonl.bad-<n>`` (one file per repair), with a ``RecordWarning``
+        naming the lines; ``candidates.jsonl`` keeps the valid lines, unchanged and in order."""
+        self.repair_tail()
+        good, bad = self._read_lines()
+        if not bad:
+            return
+        aside = self.path / f"candidates.jsonl.bad-{len(list(self.path.glob('candidates.jsonl.bad-*')))}"
+        atomic_write_text(aside, "".join(line + "\n" for _, line, _ in bad))
+        atomic_write_text(self.jsonl, "".join(line + "\n" for line, _ in good))
+        for number, _, why in bad:
+            warnings.warn(
+                f"{self.jsonl} line {number} is not a candidate record ({why}); moved into {aside.name}",
+                RecordWarning,
+                stacklevel=2,
+            )
 
     def write_csv(self, records: list[CandidateRecord]) -> Path:
         rows = [r.flat() for r in records]

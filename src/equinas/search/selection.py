@@ -1,6 +1,7 @@
 """Selection rules: top-k by validation accuracy, or Pareto fronts over (accuracy, parameters).
 
-Selections consider only candidates that trained without diverging (``record.ok``).
+Selections consider only candidates that trained without diverging and have a validation
+accuracy (``record.scored``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ def _rank_key(r: CandidateRecord) -> tuple[float, int, str]:
 
 def top_k(records: Sequence[CandidateRecord], k: int) -> list[CandidateRecord]:
     """The ``k`` best by validation accuracy (ties: fewer parameters, then id)."""
-    return sorted((r for r in records if r.ok), key=_rank_key)[:k]
+    return sorted((r for r in records if r.scored), key=_rank_key)[:k]
 
 
 def dominates(a: CandidateRecord, b: CandidateRecord) -> bool:
@@ -39,7 +40,7 @@ def pareto_fronts(records: Sequence[CandidateRecord]) -> list[list[CandidateReco
 def pareto_select(records: Sequence[CandidateRecord], k: int) -> list[CandidateRecord]:
     """Fill ``k`` places front by front; a front that does not fit is cut by accuracy."""
     chosen: list[CandidateRecord] = []
-    for front in pareto_fronts([r for r in records if r.ok]):
+    for front in pareto_fronts([r for r in records if r.scored]):
         chosen.extend(front[: k - len(chosen)])
         if len(chosen) >= k:
             break

@@ -60,10 +60,12 @@ def validate_method_settings(settings: Any, ambient: str | PlanarGroup) -> None:
                     raise ValueError(f"{owner}.{name}: {group} is not a subgroup of the {outer} {container}")
 
 
-def validate_search_settings(settings: Any, backbone: Any, data: Any = None) -> None:
+def validate_search_settings(settings: Any, backbone: Any, data: Any = None, batch_size: int = 1) -> None:
     """``validate_method_settings`` against ``backbone.ambient``; with ``data``, also the
-    backbone's pools against the task's image size (``SpecError`` naming ``pools_after``)."""
+    backbone's pools against the task's image size (``SpecError`` naming ``pools_after``) and
+    the memory of training it on batches of ``batch_size`` (``SpecError`` naming ``layers``)."""
     validate_method_settings(settings, backbone.ambient)
     if data is not None:
         spec = backbone.spec(data, str(parse_group(backbone.ambient)))
         spec.check_input_size(*data.image_size)
+        spec.check_training_memory(*data.image_size, batch_size)

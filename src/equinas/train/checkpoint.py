@@ -10,6 +10,7 @@ A checkpoint is a dict of tensors, state dicts and plain Python values (see ``RE
   (``TrainConfig.to_dict()``), ``metadata`` (user dict or None),
 
 and optionally ``data_fingerprint`` (``TaskData.fingerprint()`` of the data it was trained on).
+``load_checkpoint`` checks the type of every one (``KEY_TYPES``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,27 @@ REQUIRED_KEYS = (
 )
 
 
+_COUNT = (int,)
+_NUMBER = (int, float)
+KEY_TYPES: dict[str, tuple[type, ...]] = {
+    "format_version": _COUNT,
+    "model": (dict,),
+    "optimizer": (dict,),
+    "arch_optimizer": (dict, type(None)),
+    "grad_scaler": (dict,),
+    "global_step": _COUNT,
+    "steps_per_epoch": _COUNT,
+    "num_train": _COUNT,
+    "epochs_done": _NUMBER,
+    "wall_time": _NUMBER,
+    "rng": (dict,),
+    "history": (list,),
+    "config": (dict,),
+    "metadata": (dict, type(None)),
+    "data_fingerprint": (dict, type(None)),
+}
+
+
 class CheckpointError(RuntimeError):
     """A checkpoint file is missing, unreadable, corrupt, or does not fit the run."""
 
@@ -73,12 +95,32 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     missing = [key for key in REQUIRED_KEYS if key not in checkpoint]
     if missing:
         raise CheckpointError(f"checkpoint file {path} lacks key(s): {', '.join(missing)}")
+    for key, types in KEY_TYPES.items():
+        value = checkpoint.get(key)
+        if key in checkpoint and (isinstance(value, bool) or not isinstance(value, types)):
+            raise CheckpointError(
+                f"checkpoint file {path}: {key} is a {type(value).__name__}, expected "
+                + " or ".join("None" if t is type(None) else t.__name__ for t in types)
+            )
     if checkpoint["format_version"] != FORMAT_VERSION:
         raise CheckpointError(
             f"checkpoint file {path} has format version {checkpoint['format_version']!r}; "
             f"this version of equinas reads version {FORMAT_VERSION}"
         )
     return checkpoint
+
+
+def checkpoint_spec(checkpoint: dict[str, Any], path: str | os.PathLike) -> dict[str, Any]:
+    """The architecture spec stored in a checkpoint's ``metadata["spec"]`` (as ``equinas
+    train`` writes it); ``CheckpointError`` naming ``path`` when it is missing or no object."""
+    spec = (checkpoint.get("metadata") or {}).get("spec")
+    if spec is None:
+        raise CheckpointError(f"checkpoint file {path} has no architecture spec in its metadata")
+    if not isinstance(spec, dict):
+        raise CheckpointError(
+            f"checkpoint file {path}: metadata.spec is a {type(spec).__name__}, expected an object"
+        )
+    return spec
 
 
 def check_resumable(

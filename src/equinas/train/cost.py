@@ -57,8 +57,9 @@ class Cost:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> Cost:
+        """The cost of a ``to_dict``; unknown keys are ignored, unknown values (None) count 0."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in (data or {}).items() if k in known})
+        return cls(**{k: v for k, v in (data or {}).items() if k in known and v is not None})
 
     @staticmethod
     def total(costs: list[Cost]) -> Cost:

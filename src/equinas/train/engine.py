@@ -38,6 +38,7 @@ from equinas.train.rng import (
     restore_rng_state,
     seed_everything,
 )
+from equinas.train.run_lock import hold_run_directory
 from equinas.train.runlog import RunLog, jsonable
 from equinas.train.runtime import (
     amp_dtype,
@@ -176,8 +177,15 @@ class Trainer:
 
     def run(self, resume: bool = False) -> TrainResult:
         """Train to ``config.epochs`` or the end of ``config.span`` (continuing from the
-        checkpoint when ``resume``), then
-        evaluate on the test split. A finished checkpoint is only re-evaluated."""
+        checkpoint when ``resume``), then evaluate on the test split. A finished checkpoint is
+        only re-evaluated. The run directory is locked meanwhile (``RunDirectoryBusy`` when
+        another process uses it)."""
+        if self.run_dir is None:
+            return self._run(resume)
+        with hold_run_directory(self.run_dir):
+            return self._run(resume)
+
+    def _run(self, resume: bool) -> TrainResult:
         keep_freed_memory()
         self._open(resume)
         previous_threads = torch.get_num_threads()
@@ -208,7 +216,8 @@ class Trainer:
                 raise ValueError("resume=True needs a run_dir holding the checkpoint")
             seed_everything(self.config.seed)
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if (path.parent / "search.json").exists():
+            raise ValueError(f"{path.parent} holds a search run (search.json); train into another folder")
         remove_stale_temp_files(path)
         log = self._log = RunLog(path.parent)
         if path.exists():

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from equinas.atomic import atomic_write_text, remove_stale_temp_files
+from equinas.atomic import append_text, atomic_write_text, remove_stale_temp_files
 
 LOG_NAME = "log.jsonl"
 SUMMARY_NAME = "summary.json"
@@ -73,9 +73,7 @@ class RunLog:
     def write(self, event: str, step: int, **fields: Any) -> None:
         """Append one event."""
         record = jsonable({"event": event, "step": step, "time": time.time(), **fields})
-        with self.log_path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, allow_nan=False) + "\n")
-            handle.flush()
+        append_text(self.log_path, json.dumps(record, allow_nan=False) + "\n")
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         """Atomically (re)write ``summary.json``."""
