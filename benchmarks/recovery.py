@@ -165,15 +165,11 @@ def markdown(rows: list[dict]) -> str:
     for method in methods:
         mine = [r for r in rows if r["method"] == method]
         hits = sum(r["found"] == r["truth"] for r in mine)
-        tasks = sum(
-            sum(r["found"] == r["truth"] for r in mine if r["task"] == task) >= 2
-            for task in TASKS
-            if any(r["task"] == task for r in mine)
-        )
+        complete = [t for t in TASKS if sum(r["task"] == t for r in mine) >= 3]
+        tasks = sum(sum(r["found"] == r["truth"] for r in mine if r["task"] == t) >= 2 for t in complete)
+        per_task = f"{tasks}/{len(complete)}" if complete else "- (no task with 3 seeds yet)"
         flops = statistics.fmean(r["total_flops"] for r in mine) / 1e12
-        lines.append(
-            f"| {method} | {hits}/{len(mine)} | {tasks}/{len({r['task'] for r in mine})} | {flops:.2f} |"
-        )
+        lines.append(f"| {method} | {hits}/{len(mine)} | {per_task} | {flops:.2f} |")
     return "\n".join(lines) + "\n"
 
 
