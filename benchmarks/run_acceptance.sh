@@ -10,6 +10,8 @@
 #   (cpu-medium) methods: every method of the comparison plus the grid of all 10 subgroups, at budgets
 #                where the searches converge (12 epochs per fixed network, EquiNAS_E 6 generations),
 #                both tasks at once (one process each); summary.json merges their rows
+#   (cpu-medium) eqd: EquiNAS_D's default recipe on RotMNIST and Fashion-MNIST (+ fixed C1/D1/C4/D4),
+#                one process: bash benchmarks/run_acceptance.sh cpu-medium PY 1 eqd
 # Profiles: cpu (small backbone and subsets, about 1.5 h on 2 cores), cpu-medium (the same backbone
 # and data at 4x the epochs, about 2 h on 2 cores) or gpu (paper backbone).
 # Usage: bash benchmarks/run_acceptance.sh cpu|cpu-medium|gpu [python] [workers] [part ...]
@@ -27,9 +29,21 @@ if [ "$PROFILE" = cpu-medium ]; then
   E='{"generations": 6, "population": 2, "epochs_per_generation": 2.0, "children_per_parent": 3}'
   EFAST='{"generations": 6, "population": 2, "epochs_per_generation": 2.0, "children_per_parent": 3,
           "halving": true, "space": ["paper"]}'
-  SETTINGS="{\"equinas_e\": $E, \"equinas_e@fast\": $EFAST, \"equinas_d\": {\"arch_lr\": 0.2},
-    \"equinas_d@prior\": {\"arch_lr\": 0.005, \"prior\": 2.0},
-    \"equinas_d@fast\": {\"arch_lr\": 0.2, \"groups\": [\"paper\"], \"search_epochs\": 6.0}}"
+  # EquiNAS_D's paper recipe (every candidate to the end, then retrain) as stored in methods_<task>
+  PAPER_D='"decide_at": 0, "prior": 0, "warmup_epochs": 0, "normalize": false, "retrain": true'
+  SETTINGS="{\"equinas_e\": $E, \"equinas_e@fast\": $EFAST,
+    \"equinas_d\": {\"arch_lr\": 0.2, \"search_epochs\": 12.0, $PAPER_D},
+    \"equinas_d@prior\": {\"arch_lr\": 0.005, \"search_epochs\": 12.0, $PAPER_D, \"prior\": 2.0},
+    \"equinas_d@fast\": {\"arch_lr\": 0.2, \"groups\": [\"paper\"], \"search_epochs\": 6.0, $PAPER_D}}"
+  if [ "${PARTS[*]}" = eqd ]; then
+    # EquiNAS_D's default recipe (issue 21), RotMNIST and a task no issue names, with fixed baselines
+    "$PY" benchmarks/compare_methods.py --task rotmnist "${MEDIUM[@]}" --methods equinas_d \
+      --out "$OUT/methods_rotmnist_eqd" > "$OUT/methods_rotmnist_eqd.log" 2>&1
+    "$PY" benchmarks/compare_methods.py --task fashion-mnist "${MEDIUM[@]}" \
+      --methods equinas_d fixed:C1 fixed:D1 fixed:C4 fixed:D4 \
+      --out "$OUT/methods_fashion-mnist_eqd" > "$OUT/methods_fashion-mnist_eqd.log" 2>&1
+    exit 0
+  fi
   for task in rotmnist mnist-c2; do
     "$PY" benchmarks/compare_methods.py --task "$task" "${MEDIUM[@]}" --settings "$SETTINGS" \
       --methods grid equinas_g equinas_e equinas_e@fast equinas_d equinas_d@fast equinas_d@prior rpp \
@@ -40,20 +54,23 @@ if [ "$PROFILE" = cpu-medium ]; then
   exit 0
 fi
 if [ "$PROFILE" = gpu ]; then
-  DEVICE=cuda; SMALL=(--train-size 10000 --test-size 10000 --epochs 2)
+  DEVICE=cuda; SMALL_EPOCHS=2; SMALL=(--train-size 10000 --test-size 10000 --epochs $SMALL_EPOCHS)
   E='{"generations": 3, "population": 2, "epochs_per_generation": 0.5, "children_per_parent": 4}'
   PAPER=(--epochs 5 --test-size 10000)
   HALF=8,8,8,8,16,16,16,16
 else
-  DEVICE=cpu
+  DEVICE=cpu; SMALL_EPOCHS=3
   SMALL=(--widths 4,4,8,8 --pools-after 0,1 --hidden none --lr 0.002 --train-size 4000 --val-size 1000
-         --test-size 2000 --epochs 3)
+         --test-size 2000 --epochs $SMALL_EPOCHS)
   E='{"generations": 2, "population": 2, "epochs_per_generation": 1.0, "children_per_parent": 3}'
   PAPER=(--epochs 1 --test-size 10000)
   HALF=2,2,4,4
 fi
 COMMON=(--device "$DEVICE" --workers "$WORKERS" --threads $(( WORKERS > 1 ? 1 : 2 )) --seeds 0 1 2)
-SEARCH="{\"equinas_e\": $E, \"equinas_d\": {\"arch_lr\": 0.005}, \"equinas_d@prior\": {\"arch_lr\": 0.005, \"prior\": 2.0}}"
+PAPER_D="\"decide_at\": 0, \"prior\": 0, \"warmup_epochs\": 0, \"normalize\": false, \"retrain\": true,
+  \"search_epochs\": $SMALL_EPOCHS"
+SEARCH="{\"equinas_e\": $E, \"equinas_d\": {\"arch_lr\": 0.005, $PAPER_D},
+  \"equinas_d@prior\": {\"arch_lr\": 0.005, $PAPER_D, \"prior\": 2.0}}"
 for part in ${PARTS[*]}; do
   case $part in
     equal_params)

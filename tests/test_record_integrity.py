@@ -56,16 +56,15 @@ def test_resume_with_other_examples_is_refused(tmp_path) -> None:
 
 def test_equinas_d_stores_every_candidate_and_all_files_agree(tmp_path) -> None:
     ctx = context(tmp_path / "d")
-    result = run_search(make_method("equinas_d", arch_lr=1e-2, finetune_epochs=0.5), ctx)
+    settings = {"arch_lr": 1e-2, "finetune_epochs": 0.5, "retrain": True}
+    result = run_search(make_method("equinas_d", **settings), ctx)
     ids = [json.loads(line)["candidate_id"] for line in (ctx.run.path / "candidates.jsonl").open()]
     csv_ids = [row.split(",")[0] for row in (ctx.run.path / "candidates.csv").read_text().splitlines()[1:]]
     assert sorted(ids) == sorted(csv_ids) == sorted(r.candidate_id for r in result.candidates)
     assert set(ids) == {"mixed", "discrete", "finetuned", "retrained"}
     assert json.loads((ctx.run.path / "result.json").read_text())["num_candidates"] == len(ids)
     # a resume recomputes nothing: the in-process "discrete" record is reused as well
-    again = run_search(
-        make_method("equinas_d", arch_lr=1e-2, finetune_epochs=0.5), context(tmp_path / "d"), True
-    )
+    again = run_search(make_method("equinas_d", **settings), context(tmp_path / "d"), True)
     assert [json.loads(line)["candidate_id"] for line in (ctx.run.path / "candidates.jsonl").open()] == ids
     assert again.best.to_dict() == result.best.to_dict()
 

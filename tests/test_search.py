@@ -113,7 +113,9 @@ def test_equinas_e_search_writes_every_candidate(tmp_path) -> None:
 
 def test_equinas_d_records_alpha_trajectories_and_overhead(tmp_path) -> None:
     ctx = context(tmp_path, epochs=1.0)
-    result = run_search(make_method("equinas_d", arch_lr=0.05, finetune_epochs=0.25), ctx)
+    # the paper's recipe: every candidate to the end (search_epochs: the run's)
+    paper = {"arch_lr": 0.05, "decide_at": 0.0, "prior": 0.0, "search_epochs": 1.0, "retrain": True}
+    result = run_search(make_method("equinas_d", finetune_epochs=0.25, **paper), ctx)
     ids = [r.candidate_id for r in result.candidates]
     assert ids == ["mixed", "discrete", "finetuned", "retrained"]
     alpha = result.extras["alpha"]
@@ -261,7 +263,7 @@ def test_successive_halving_continues_the_better_half(tmp_path) -> None:
 
 def test_equinas_d_can_search_briefly_and_retrain(tmp_path) -> None:
     result = run_search(
-        make_method("equinas_d", arch_lr=0.2, groups=("paper",), search_epochs=0.25), context(tmp_path)
+        make_method("equinas_d", groups=("paper",), search_epochs=0.25, retrain=True), context(tmp_path)
     )
     by_id = {r.candidate_id: r for r in result.candidates}
     assert by_id["mixed"].epochs == 0.25 and by_id["retrained"].epochs == 0.5

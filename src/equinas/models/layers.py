@@ -11,7 +11,7 @@ from torch import nn
 from equinas.groups import PlanarGroup, parse_group, subgroups
 from equinas.models.errors import SpecError
 from equinas.nn import GroupConv, LiftingConv
-from equinas.nn.mixed import MixedGroupConv, prior_logits
+from equinas.nn.mixed import HalvingSchedule, MixedGroupConv, prior_logits
 from equinas.nn.relaxed import ConstraintRelaxedConv, RelaxedGroupConv, ResidualPathwayConv
 
 
@@ -61,6 +61,9 @@ def _build_mixed(ctx: LayerContext) -> nn.Module:
     if opts["prior"]:
         favoured = parse_group(opts["prior_group"] or ctx.ambient, ambient=ctx.ambient)
         alpha = prior_logits(groups, favoured, float(opts["prior"]))
+    halving = None
+    if opts["halving"] is not None:
+        halving = HalvingSchedule(*opts["halving"])
     return MixedGroupConv(
         ctx.in_channels,
         ctx.out_channels,
@@ -70,6 +73,8 @@ def _build_mixed(ctx: LayerContext) -> nn.Module:
         lifting=ctx.lifting,
         alpha_init=alpha,
         basis=ctx.basis,
+        halving=halving,
+        normalize=bool(opts["normalize"]),
     )
 
 
@@ -101,7 +106,7 @@ LAYER_KINDS: dict[str, LayerKind] = {
     "mixed": LayerKind(
         build=_build_mixed,
         norm_group=lambda ctx: ctx.ambient,
-        defaults={"prior": 0.0, "prior_group": None},
+        defaults={"prior": 0.0, "prior_group": None, "halving": None, "normalize": False},
     ),
     "rpp": LayerKind(
         build=_constrained(ResidualPathwayConv, "rpp"),

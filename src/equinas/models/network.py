@@ -140,6 +140,11 @@ class SpecNetwork(nn.Module):
             if hasattr(conv, "set_training_progress"):
                 conv.set_training_progress(epoch, num_epochs)
 
+    def set_training_time(self, epochs_done: float) -> None:
+        """Forward the training time to scheduled layers (the pruning of mixed layers)."""
+        for _, conv in self.mixed_layers():
+            conv.set_training_time(epochs_done)
+
     def projected(self) -> SpecNetwork:
         """A copy with every approximately equivariant layer replaced by its plain H layer.
 

@@ -13,12 +13,19 @@ which equals the naive weighted sum of K convolutions ``sum_i z_i (f *_{G_i} psi
 benchmarks. Every candidate keeps the same ambient width ``C*|G|`` (its ``G_i`` channels
 number ``C*|G:G_i|``), so the parameters of candidate ``i`` number ``C_out C_in |G|^2 n /|G_i|``
 (``n`` coefficients per kernel: ``k^2`` pixels, or the size of a harmonic basis).
+
+Progressive discretisation: ``prune_to(keep)`` removes all but the ``keep`` active candidates
+of largest ``alpha`` for good (a boolean buffer ``active`` in the state dict); ``z`` is the
+softmax over the active candidates only (``z_i = 0`` for a pruned one, which no longer enters
+the filter nor receives gradients). A layer built with a ``HalvingSchedule`` prunes itself as
+training reaches the times the schedule names (``set_training_time``, a trainer hook).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -27,6 +34,44 @@ from equinas.groups import PlanarGroup, intersection, parse_group, subgroups
 from equinas.nn.basis import KernelBasis
 from equinas.nn.conv import ConvBase, RegularConv, regular_conv_from_weight
 from equinas.nn.expansion import FilterExpansion
+
+
+@dataclass(frozen=True)
+class HalvingSchedule:
+    """Successive halving of a layer's candidates over the window ``[begin, end]`` (epochs).
+
+    With ``K`` candidates there are ``H = ceil(log2 K)`` halvings (each keeps ``ceil(n / 2)``);
+    every halving gets twice the time of the one before it (the survivors are ever closer, so
+    each decision needs more evidence than the last): the ``j``-th comes at
+    ``t_j = begin + (end - begin) (2^j - 1) / (2^H - 1)``, and one candidate is left from
+    ``end`` on.
+
+    >>> schedule = HalvingSchedule(begin=0.0, end=15.0)
+    >>> [schedule.keep(10, t) for t in (0.0, 0.9, 1.0, 3.0, 7.0, 14.9, 15.0, 20.0)]
+    [10, 10, 5, 3, 2, 2, 1, 1]
+    >>> [schedule.keep(5, t) for t in (2.0, 2.2, 6.5, 15.0)]
+    [5, 3, 2, 1]
+    """
+
+    begin: float
+    end: float
+
+    def __post_init__(self) -> None:
+        finite = all(isinstance(v, int | float) and math.isfinite(v) for v in (self.begin, self.end))
+        if not finite or not 0 <= self.begin < self.end:
+            raise ValueError(f"a halving window needs 0 <= begin < end, got [{self.begin}, {self.end}]")
+
+    def keep(self, candidates: int, epochs_done: float) -> int:
+        """Candidates left of ``candidates`` after ``epochs_done`` epochs of training."""
+        halvings = math.ceil(math.log2(candidates)) if candidates > 1 else 0
+        # elapsed share of the window in units of the first interval; 1e-9: a halving that
+        # falls on a step boundary happens at that step despite float rounding
+        units = (epochs_done - self.begin) * (2**halvings - 1) / (self.end - self.begin) + 1e-9
+        done = sum(1 for j in range(1, halvings + 1) if units >= 2**j - 1)
+        left = candidates
+        for _ in range(done):
+            left = math.ceil(left / 2)
+        return left
 
 
 def prior_logits(groups: Sequence[PlanarGroup], favoured: PlanarGroup, strength: float) -> list[float]:
@@ -48,6 +93,11 @@ class MixedGroupConv(ConvBase):
         lifting: image input instead of group feature maps.
         alpha_init: initial logits (default all zero = uniform mixture); see ``prior_logits``.
         basis: kernel parametrisation shared by every candidate (``equinas.nn.basis``).
+        halving: prune the candidates on this schedule (default: never).
+        normalize: rescale every candidate's expanded filter to the norm of its He
+            initialisation before mixing, so that ``z`` alone sets each candidate's share of
+            the mixture (without it, a candidate whose filter grows faster dominates whatever
+            ``z`` says).
 
     One convolution computes the weighted sum of the K candidate convolutions (Eq. 10), and
     the layer is equivariant to the common subgroup:
@@ -70,6 +120,8 @@ class MixedGroupConv(ConvBase):
         lifting: bool = False,
         alpha_init: Sequence[float] | None = None,
         basis: str | KernelBasis = "auto",
+        halving: HalvingSchedule | None = None,
+        normalize: bool = False,
     ):
         amb = parse_group(ambient)
         super().__init__(in_channels, out_channels, kernel_size, amb, lifting, basis)
@@ -91,6 +143,9 @@ class MixedGroupConv(ConvBase):
         if len(logits) != len(self.groups):
             raise ValueError(f"alpha_init has {len(logits)} values for {len(self.groups)} groups")
         self.alpha = nn.Parameter(torch.tensor(logits, dtype=torch.get_default_dtype()))
+        self.register_buffer("active", torch.ones(len(self.groups), dtype=torch.bool))
+        self.halving = halving
+        self.normalize = normalize
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -100,21 +155,55 @@ class MixedGroupConv(ConvBase):
                 kernel.normal_(0.0, math.sqrt(2.0 / self.fan_in))
 
     def mixing_weights(self) -> torch.Tensor:
-        """``z = softmax(alpha)``, shape ``[K]``."""
-        return torch.softmax(self.alpha, dim=0)
+        """``z = softmax(alpha)`` over the active candidates (0 for pruned ones), shape ``[K]``."""
+        return torch.softmax(self.alpha.masked_fill(~self.active, -math.inf), dim=0)
 
     def architecture_parameters(self) -> list[nn.Parameter]:
         return [self.alpha]
 
-    def candidate_filters(self) -> list[torch.Tensor]:
-        """Expanded filter of every candidate ``G_i``, each ``[C_out*|G|, ..., k, k]``."""
-        return [e(k) for e, k in zip(self.expansions, self.kernels, strict=True)]
+    @property
+    def num_active(self) -> int:
+        return int(self.active.sum())
+
+    def active_groups(self) -> list[PlanarGroup]:
+        return [g for g, on in zip(self.groups, self.active.tolist(), strict=True) if on]
+
+    def prune_to(self, keep: int) -> list[PlanarGroup]:
+        """Deactivate all but the ``keep`` active candidates of largest ``alpha`` (ties: the
+        earlier candidate stays); returns the pruned groups. A pruned candidate never returns."""
+        if keep < 1:
+            raise ValueError(f"a mixed layer keeps at least one candidate, got keep={keep}")
+        active = self.active.nonzero().flatten().tolist()
+        if keep >= len(active):
+            return []
+        alpha = self.alpha.detach().tolist()
+        ranked = sorted(active, key=lambda i: (-alpha[i], i))
+        dropped = sorted(ranked[keep:])
+        self.active[dropped] = False
+        return [self.groups[i] for i in dropped]
+
+    def set_training_time(self, epochs_done: float) -> None:
+        """Trainer hook: prune to what the halving schedule keeps at ``epochs_done`` (idempotent)."""
+        if self.halving is not None:
+            self.prune_to(self.halving.keep(len(self.groups), epochs_done))
+
+    def _mixture(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """``(z_i, E_i(psi_i))`` of every active candidate; ``E_i(psi_i)`` is the expanded
+        filter ``[C_out*|G|, ..., k, k]`` of candidate ``G_i``."""
+        z = self.mixing_weights()
+        return [(z[i], self._expanded(i)) for i, on in enumerate(self.active.tolist()) if on]
+
+    def _expanded(self, i: int) -> torch.Tensor:
+        """``E_i(psi_i)``, rescaled to the He-initialisation norm ``sqrt(2 n / fan_in)`` of an
+        ``n``-entry filter when ``normalize``."""
+        filt = self.expansions[i](self.kernels[i])
+        if not self.normalize:
+            return filt
+        return filt * (math.sqrt(2.0 * filt.numel() / self.fan_in) / filt.norm())
 
     def common_weight(self) -> torch.Tensor:
         """``psi_0 = sum_i z_i relax_{G0}(psi_i)``: the reduced kernel over ``G0`` (Eq. 11)."""
-        z = self.mixing_weights()
-        relaxed = [self.common_expansion.restrict(f) for f in self.candidate_filters()]
-        return sum(zi * w for zi, w in zip(z, relaxed, strict=True))
+        return sum(zi * self.common_expansion.restrict(f) for zi, f in self._mixture())
 
     def build_filter(self) -> torch.Tensor:
         """``E_{G0}(psi_0)``, computed as ``sum_i z_i E_i(psi_i)``.
@@ -123,15 +212,12 @@ class MixedGroupConv(ConvBase):
         ``relax_{G0}`` on G0-equivariant filters, so the read-off/expand round trip of
         ``common_weight`` is skipped in the hot path.
         """
-        z = self.mixing_weights()
-        return sum(zi * f for zi, f in zip(z, self.candidate_filters(), strict=True))
+        return sum(zi * f for zi, f in self._mixture())
 
     def forward_naive(self, x: torch.Tensor) -> torch.Tensor:
         """Eq. 10: the weighted sum of K separate convolutions (reference, K times slower)."""
         self.check_input(x)
-        z = self.mixing_weights()
-        outs = [zi * self.conv_with(x, f, None) for zi, f in zip(z, self.candidate_filters(), strict=True)]
-        return sum(outs)
+        return sum(zi * self.conv_with(x, f, None) for zi, f in self._mixture())
 
     def to_common_layer(self) -> RegularConv:
         """A plain ``G0`` layer with the same function as this mixed layer (frozen ``z``)."""
@@ -140,16 +226,26 @@ class MixedGroupConv(ConvBase):
     def discretize(self, group: PlanarGroup | str | None = None) -> RegularConv:
         """The candidate layer of ``group`` (default: the largest ``z``) with its own kernel."""
         if group is None:
-            pick = int(torch.argmax(self.alpha))
+            pick = int(torch.argmax(self.mixing_weights()))
         else:
             wanted = parse_group(group, ambient=self.ambient)
             if wanted not in self.groups:
                 raise ValueError(f"{wanted} is not a candidate of this layer: {self.groups}")
             pick = self.groups.index(wanted)
-        return regular_conv_from_weight(self, self.groups[pick], self.kernels[pick].detach())
+        kernel = self.kernels[pick].detach()
+        if self.normalize:  # the expansion is linear: scale the kernel as its filter is scaled
+            with torch.no_grad():
+                kernel = kernel * (self._expanded(pick).norm() / self.expansions[pick](kernel).norm())
+        return regular_conv_from_weight(self, self.groups[pick], kernel)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # noqa: ANN001
+        """States saved before pruning existed lack ``active``: every candidate is active."""
+        state_dict.setdefault(prefix + "active", torch.ones_like(self.active))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
-        names = ", ".join(str(g) for g in self.groups)
+        flags = self.active.tolist()
+        names = ", ".join(str(g) if on else f"{g} (pruned)" for g, on in zip(self.groups, flags, strict=True))
         kind = "lifting" if self.lifting else "group"
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, {kind}, "

@@ -121,29 +121,37 @@ def groups_over_training(
 
 def alpha_trajectories(points: list[dict[str, Any]], path: Path, title: str) -> Path:
     """EquiNAS_D: the mixing weights z of every group, one panel per layer, over epochs."""
-    layers = list(points[0]["layers"])
-    groups = list(points[0]["layers"][layers[0]])
-    cols = min(4, len(layers))
-    rows = -(-len(layers) // cols)
+    return alpha_trajectory_grid([("", points)], path, title)
+
+
+def alpha_trajectory_grid(runs: Sequence[tuple[str, list[dict[str, Any]]]], path: Path, title: str) -> Path:
+    """EquiNAS_D runs one row each (labelled on the left), one panel per layer: the mixing
+    weights z of every group over epochs; a candidate pruned for good drops to 0."""
+    layers = list(runs[0][1][0]["layers"])
+    groups = list(runs[0][1][0]["layers"][layers[0]])
+    single = len(runs) == 1
+    cols = min(4, len(layers)) if single else len(layers)
+    rows_per_run = -(-len(layers) // cols)
+    rows = rows_per_run * len(runs)
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.5 * rows), squeeze=False, sharey=True)
-    epochs = [p["epoch"] for p in points]
     colors = plt.get_cmap("tab10" if len(groups) <= 10 else "tab20")
-    for i, layer in enumerate(layers):
-        ax = axes[i // cols][i % cols]
-        for j, group in enumerate(groups):
-            ax.plot(
-                epochs, [p["layers"][layer][group] for p in points], color=colors(j), label=group, marker="."
-            )
-        ax.set_title(layer, fontsize=9)
-        ax.set_xlabel("epoch", fontsize=8)
-        ax.grid(alpha=0.3)
-    for k in range(len(layers), rows * cols):
-        axes[k // cols][k % cols].axis("off")
-    axes[0][0].set_ylabel("z = softmax(alpha)")
+    for r, (label, points) in enumerate(runs):
+        epochs = [p["epoch"] for p in points]
+        for i, layer in enumerate(layers):
+            ax = axes[r * rows_per_run + i // cols][i % cols]
+            for j, group in enumerate(groups):
+                values = [p["layers"][layer].get(group, 0.0) for p in points]
+                ax.plot(epochs, values, color=colors(j), label=group, marker=".")
+            ax.set_title(f"{label} {layer}".strip(), fontsize=9)
+            ax.set_xlabel("epoch", fontsize=8)
+            ax.grid(alpha=0.3)
+        for k in range(len(layers), rows_per_run * cols):
+            axes[r * rows_per_run + k // cols][k % cols].axis("off")
+        axes[r * rows_per_run][0].set_ylabel("z = softmax(alpha)")
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(len(groups), 10), fontsize=7, frameon=False)
     fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.tight_layout(rect=(0, 0.06, 1, 1) if single else (0, 0.03, 1, 0.98))
     _save(fig, path)
     return path
 

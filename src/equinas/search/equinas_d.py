@@ -10,6 +10,20 @@ mixed weights and/or retrained from scratch -- the latter also measures the sear
 overhead (search time / time to train the final network alone). The best of the mixed
 network (an approximately equivariant model, as the paper evaluates it) and these
 discretized networks by validation accuracy is the search's result.
+
+Progressive discretisation (``decide_at > 0``, the default recipe): the mixture starts near
+the ambient group (``prior``) and only the weights train at first (``warmup_epochs``); then
+``alpha`` learns, and the layers take turns front to back (``stagger``): each in its share of
+the decision window keeps the better half of its candidates (largest ``alpha``), again and
+again, until one is left (``nn.mixed.HalvingSchedule``; every halving gets twice the time of
+the one before). So a layer decides once the layers before it have, on weights trained for a
+while, and no candidate is dropped on a few batches' evidence (the paper recipe's first
+epoch decides everything at once: rich get richer). Architecture steps stop at the end of the
+window and the same run goes on training the network it decided on to the end of
+``search_epochs``; once decided, the mixed network computes exactly the discretized one,
+which is the result. Why the turns: breaking a symmetry (the mirror of digits, say) pays in
+any one layer, so when all layers decide at once each can leave it to the others and none
+breaks it.
 """
 
 from __future__ import annotations
@@ -20,6 +34,7 @@ from typing import Any, ClassVar
 import torch
 
 from equinas.models import build_model, describe_layers
+from equinas.nn.mixed import HalvingSchedule
 from equinas.search.base import Evaluator, SearchContext, SearchResult, best_of
 from equinas.search.evaluate import candidate_seed, measure_equivariance
 from equinas.search.records import CandidateRecord
@@ -31,19 +46,32 @@ from equinas.train.norm_stats import recalibrate_batch_norm
 from equinas.train.rng import derived_generator
 from equinas.train.runtime import amp_dtype
 
+# the default search (one lineage) trains 4/3 of the run's epochs: with the default decision
+# window (architecture steps from 5/24 to 5/8 of it) about 1.9 fixed networks of compute
+SEARCH_EPOCHS_PER_RUN_EPOCH = 4 / 3
+
 
 @dataclass(frozen=True)
 class EquiNASDSettings(Settings):
-    """``prior > 0`` starts ``alpha`` at 0 for the ambient group and ``-prior`` for the rest.
+    """The search's recipe; the defaults are the progressive one of the module docstring.
 
     ``groups`` are the candidates of every mixed layer (default: the whole subgroup lattice of
-    the ambient group; ``("paper",)``: the paper's {D4, C4, D1, C2, C1}). The mixed network
-    trains ``search_epochs`` (default: the run's epochs); its architecture steps follow every
-    ``arch_every``-th weight step from epoch ``warmup_epochs`` on (see ``TrainConfig``).
-    ``finetune_epochs`` continue the discretized network from the mixed weights; ``retrain``
-    trains it from scratch for the run's epochs. ``arch_lr``, ``arch_weight_decay``,
-    ``arch_every`` and ``warmup_epochs`` set the ``TrainConfig`` fields of the mixed network's
-    training (``arch_*``).
+    the ambient group; ``("paper",)``: the paper's {D4, C4, D1, C2, C1}). ``prior > 0``
+    starts ``alpha`` at 0 for the ambient group and ``-prior`` for the rest (2: the ambient
+    group holds 45 % of a 10-group mixture). The mixed network trains ``search_epochs``
+    (default: 4/3 of the run's epochs); its architecture steps (Adam, ``arch_lr``) follow
+    every ``arch_every``-th weight step from epoch ``warmup_epochs`` on (see ``TrainConfig``).
+    ``decide_at`` in ``(0, 1)``: the layers halve their candidates (``HalvingSchedule``) within
+    the window from ``warmup_epochs`` (default: a third of the window's end) to ``decide_at``
+    of the search epochs, and architecture steps stop at its end; with ``stagger`` the layers
+    take turns front to back, each in its own ``1/L`` of the window, so that a layer decides
+    knowing the groups of the layers before it; ``normalize`` mixes candidate filters of equal
+    norm (``MixedGroupConv``). ``decide_at = 0`` keeps every candidate to the end: the paper's
+    recipe is ``decide_at=0, prior=0, arch_lr=0.2, warmup_epochs=0, normalize=False,
+    search_epochs=<the run's epochs>, retrain=True``. ``finetune_epochs`` continue the
+    discretized network from the mixed weights; ``retrain`` trains it from scratch for the
+    run's epochs. ``arch_lr``, ``arch_weight_decay``, ``arch_every``, ``warmup_epochs`` and
+    ``decide_at`` set the ``TrainConfig`` fields of the mixed network's training (``arch_*``).
     """
 
     groups: tuple[str, ...] | None = setting(
@@ -52,25 +80,55 @@ class EquiNASDSettings(Settings):
         subgroups=True,
         help="candidate groups of every mixed layer; 'paper': D4,C4,D1,C2,C1 (default: the whole lattice)",
     )
-    arch_lr: float = setting(0.2, above=0, help="Adam learning rate of the architecture logits alpha")
+    arch_lr: float = setting(0.05, above=0, help="Adam learning rate of the architecture logits alpha")
     search_epochs: float | None = setting(
-        None, above=0, help="epochs of the mixed network (default: --epochs)"
+        None, above=0, help="epochs of the mixed network (default: 4/3 of --epochs)"
     )
     arch_weight_decay: float = same_as(TrainConfig, "arch_weight_decay")
     prior: float = setting(
-        0.0, at_least=0, help="start alpha at 0 for the ambient group and -prior for the others"
+        2.0, at_least=0, help="start alpha at 0 for the ambient group and -prior for the others"
     )
     arch_every: int = same_as(TrainConfig, "arch_every")
-    warmup_epochs: float = setting(
-        0.0,
+    warmup_epochs: float | None = setting(
+        None,
         at_least=0,
         replaces="arch_warmup_epochs",
-        help="epochs of weight training before the architecture steps start",
+        help="epochs of weight training before the architecture steps start (default: 0 with "
+        "--decide-at 0, else a third of the decision's time)",
     )
+    decide_at: float = setting(
+        0.625,
+        at_least=0,
+        below=1,
+        replaces="arch_epochs",
+        help="fraction of the search by which every layer has halved its candidates down to one "
+        "(0: keep every candidate to the end, the paper's recipe)",
+    )
+    stagger: bool = setting(True, help="layers halve their candidates in turns, front to back")
+    normalize: bool = setting(True, help="mix candidate filters rescaled to equal norm")
     finetune_epochs: float = setting(
         0.0, at_least=0, help="epochs that continue the discretized network from the mixed weights"
     )
-    retrain: bool = setting(True, help="train the discretized network from scratch for --epochs")
+    retrain: bool = setting(False, help="train the discretized network from scratch for --epochs")
+
+    def halving(self, search_epochs: float, layers: int) -> list[HalvingSchedule] | None:
+        """The pruning schedule of each of ``layers`` mixed layers in a search of
+        ``search_epochs`` (``None``: no pruning); ``ValueError`` when ``warmup_epochs`` leaves
+        no window to decide in. With ``stagger``, layer ``l`` of ``L`` halves within the ``l``-th
+        of ``L`` equal parts of the window: one layer after the other, front to back."""
+        if not self.decide_at:
+            return None
+        end = self.decide_at * search_epochs
+        begin = end / 3 if self.warmup_epochs is None else self.warmup_epochs
+        if not begin < end:
+            raise ValueError(
+                f"warmup_epochs ({begin:g}) must end before the decision at {end:g} epochs "
+                f"(decide_at {self.decide_at:g} of {search_epochs:g} search epochs)"
+            )
+        if not self.stagger:
+            return [HalvingSchedule(begin, end)] * layers
+        part = (end - begin) / layers
+        return [HalvingSchedule(begin + i * part, begin + (i + 1) * part) for i in range(layers)]
 
 
 def alpha_trajectories(
@@ -96,17 +154,28 @@ class EquiNASD:
         s = self.settings
         ev = Evaluator(ctx, self.name)
         groups = [g.name for g in search_space(ctx.backbone.ambient, s.groups)]
+        epochs = s.search_epochs or SEARCH_EPOCHS_PER_RUN_EPOCH * ctx.train.epochs
         options: dict[str, Any] = {"prior": s.prior} if s.prior else {}
+        if s.normalize:
+            options["normalize"] = True
         spec = ctx.backbone.spec(ctx.data, "C1", kind="mixed", **options).to_dict()
         for layer in spec["layers"]:
             layer["groups"] = groups
+        warmup, arch_epochs = s.warmup_epochs or 0.0, None
+        halving = s.halving(epochs, len(spec["layers"]))
+        if halving is not None:
+            for layer, schedule in zip(spec["layers"], halving, strict=True):
+                layer["options"] = {**layer.get("options", {}), "halving": [schedule.begin, schedule.end]}
+            warmup = halving[0].begin
+            arch_epochs = max(h.end for h in halving) - warmup
         initial = build_model(spec).architecture_summary()
         train = ctx.train_dict(
-            epochs=s.search_epochs or ctx.train.epochs,
+            epochs=epochs,
             arch_lr=s.arch_lr,
             arch_weight_decay=s.arch_weight_decay,
             arch_every=s.arch_every,
-            arch_warmup_epochs=s.warmup_epochs,
+            arch_warmup_epochs=warmup,
+            arch_epochs=arch_epochs,
         )
         (mixed,) = ev.evaluate([ev.job("mixed", spec, train=train, return_state=True)], label="mixed network")
 
@@ -137,7 +206,10 @@ class EquiNASD:
         retrained = next((r for r in records if r.candidate_id == "retrained"), None)
         if retrained is not None and retrained.time_s > 0:
             extras["search_overhead"] = mixed.time_s / retrained.time_s
-        return SearchResult(self.name, best_of(records), records, extras=extras)
+        decided = all(conv.num_active == 1 for _, conv in model.mixed_layers())
+        # once decided, the mixed network computes the discrete one: report that network
+        finalists = [r for r in records if not (decided and r.candidate_id == "mixed")]
+        return SearchResult(self.name, best_of(finalists), records, extras=extras)
 
     def _discrete_record(
         self, ctx: SearchContext, model: torch.nn.Module, mixed: CandidateRecord

@@ -60,9 +60,9 @@ class TrainConfig(Settings):
     statistics and checkpoints stay float32, and a resume may switch it. ``arch_lr > 0`` enables
     first-order bilevel updates of a model's ``architecture_parameters()`` with Adam: one after every
     ``arch_every``-th weight step, from epoch ``arch_warmup_epochs`` on (before it only the
-    weights train). ``log_every`` is in
-    steps (0 disables step logs). ``None`` means "not set" for ``grad_clip``, ``num_threads``
-    and ``span`` (the whole run).
+    weights train) for ``arch_epochs`` epochs (``None``: to the end). ``log_every`` is in
+    steps (0 disables step logs). ``None`` means "not set" for ``grad_clip``, ``num_threads``,
+    ``span`` (the whole run) and ``arch_epochs``.
     ``bn_recalibration > 0`` re-estimates batch-norm statistics from that many train batches
     before every evaluation (short runs otherwise evaluate with lagging running averages).
     ``eval_every`` validates (and recalibrates) after every ``eval_every``-th epoch and after
@@ -131,6 +131,9 @@ class TrainConfig(Settings):
     )
     arch_every: int = setting(1, at_least=1, help="one architecture step after every N-th weight step")
     arch_warmup_epochs: float = setting(0.0, at_least=0, help="epochs of weight training before arch steps")
+    arch_epochs: float | None = setting(
+        None, at_least=0, help="epochs of architecture steps after their warmup (none: to the end of the run)"
+    )
     log_every: int = setting(50, at_least=0, help="log every N steps (0: no step logs)")
     bn_recalibration: int = setting(
         16,

@@ -94,7 +94,8 @@ class Trainer:
     ``regularization_loss()``. When the model has ``architecture_parameters()`` they are left
     out of the weight optimizer; with ``config.arch_lr > 0`` each weight step is followed by
     one Adam step of them on the cross-entropy of the next batch of ``search_split`` (default
-    ``data.val``), drawn from ``(config.seed, cycle)``. With ``config.augment`` every training
+    ``data.val``), drawn from ``(config.seed, cycle)``, within the window that
+    ``arch_warmup_epochs`` and ``arch_epochs`` set. With ``config.augment`` every training
     batch is transformed by random elements drawn from ``(config.seed, step)`` (architecture
     and validation batches are not). After each epoch: validation,
     ``architecture_summary()``, checkpoint and log (with a ``run_dir``), then callbacks'
@@ -155,6 +156,11 @@ class Trainer:
         self.schedule = LRSchedule(self.config, self.steps_per_epoch, self.total_steps)
         self.augment = Augmenter(self.config.augment, self.config.seed, background=self._train.background)
         self.arch_start_step = round(self.config.arch_warmup_epochs * self.steps_per_epoch)
+        self.arch_stop_step = (
+            math.inf
+            if self.config.arch_epochs is None
+            else self.arch_start_step + round(self.config.arch_epochs * self.steps_per_epoch)
+        )
 
         start, stop = self.config.span or (0.0, self.config.epochs)
         self.stop_step = min(self.total_steps, max(1, math.ceil(stop * self.steps_per_epoch - 1e-9)))
@@ -297,6 +303,7 @@ class Trainer:
                 totals["arch_loss"] += self._arch_step(arch_index, epoch, lr)
                 totals["arch_steps"] += 1
             self.global_step += 1
+            hooks.set_training_time(self.model, self.epochs_done)
             bar.update(1)
             bar.set_postfix(
                 loss=f"{totals['loss'] / totals['seen']:.4f}",
@@ -349,8 +356,9 @@ class Trainer:
 
     def _arch_step_index(self, step: int) -> int | None:
         """Which architecture step follows weight step ``step`` (its place in the search
-        stream), or ``None`` when none does (no architecture search, warm-up, or skipped)."""
-        if self.arch_optimizer is None or step < self.arch_start_step:
+        stream), or ``None`` when none does (no architecture search, outside its window, or
+        skipped)."""
+        if self.arch_optimizer is None or not self.arch_start_step <= step < self.arch_stop_step:
             return None
         index, offset = divmod(step - self.arch_start_step, self.config.arch_every)
         return index if offset == 0 else None

@@ -5,6 +5,8 @@
   of the step's forward pass, a surrogate added to the weight-step loss (for models that draw
   random choices in their forward pass and learn them by the score-function estimator).
 - ``set_training_progress(epoch: int, num_epochs: int)``: called before each epoch's batches.
+- ``set_training_time(epochs_done: float)``: called after each step (weight and architecture)
+  with the (fractional) epochs trained so far.
 - ``architecture_parameters() -> Iterable[Parameter]``: kept out of the weight optimizer.
 - ``architecture_summary() -> dict``: JSON-able; recorded with every epoch's summary.
 """
@@ -40,6 +42,13 @@ def set_training_progress(model: nn.Module, epoch: int, num_epochs: int) -> None
     hook = getattr(model, "set_training_progress", None)
     if callable(hook):
         hook(epoch, num_epochs)
+
+
+def set_training_time(model: nn.Module, epochs_done: float) -> None:
+    """Tell the model that ``epochs_done`` epochs are trained (after a step, before the next)."""
+    hook = getattr(model, "set_training_time", None)
+    if callable(hook):
+        hook(epochs_done)
 
 
 def architecture_parameters(model: nn.Module) -> list[nn.Parameter]:
