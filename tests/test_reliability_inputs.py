@@ -112,7 +112,10 @@ def in_tmp(tmp_path, monkeypatch):
         (["search", "fixed", "--groups", "C1,C8"], "C8 is not a subgroup of D4"),
         (["search", "equinas_e", "--start-group", "XX"], "start_group (--start-group)"),
         (["search", "equinas_d", "--arch-lr", "nan"], "arch_lr"),
-        (["search", "equinas_d", "--decide-at", "1.5"], "decide_at must be a fraction"),
+        (
+            ["search", "equinas_d", "--decide-at", "1.5"],
+            "decide_at (--decide-at): expected a finite number >= 0 and < 1",
+        ),
         (["search", "fixed", "--lr", "nan"], "TrainConfig.lr"),
         (["search", "random", "--samples", "0"], "samples (--samples)"),
         (["search", "fixed", "--widths", "0,0", "--pools-after", ""], "widths (--widths)"),

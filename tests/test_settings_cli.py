@@ -75,8 +75,9 @@ def test_every_declared_field_is_an_option_with_its_default() -> None:
         "arch_weight_decay",
         "arch_every",
         "arch_warmup_epochs",
+        "arch_epochs",
     }
-    assert options_of(subparser(parser, "search", "equinas_d"))["--arch-lr"].default == 0.2
+    assert options_of(subparser(parser, "search", "equinas_d"))["--arch-lr"].default == 0.05
 
 
 def test_a_new_method_field_needs_no_command_line_change() -> None:

@@ -144,6 +144,10 @@ class MixedGroupConv(ConvBase):
             raise ValueError(f"alpha_init has {len(logits)} values for {len(self.groups)} groups")
         self.alpha = nn.Parameter(torch.tensor(logits, dtype=torch.get_default_dtype()))
         self.register_buffer("active", torch.ones(len(self.groups), dtype=torch.bool))
+        # the indices of the active candidates as plain ints, kept in step with ``active`` by
+        # ``prune_to`` and state loading: the forward pass reads them without a tensor->list
+        # conversion (which torch.compile cannot trace)
+        self._active_indices = tuple(range(len(self.groups)))
         self.halving = halving
         self.normalize = normalize
         self.reset_parameters()
@@ -163,23 +167,24 @@ class MixedGroupConv(ConvBase):
 
     @property
     def num_active(self) -> int:
-        return int(self.active.sum())
+        return len(self._active_indices)
 
     def active_groups(self) -> list[PlanarGroup]:
-        return [g for g, on in zip(self.groups, self.active.tolist(), strict=True) if on]
+        return [self.groups[i] for i in self._active_indices]
 
     def prune_to(self, keep: int) -> list[PlanarGroup]:
         """Deactivate all but the ``keep`` active candidates of largest ``alpha`` (ties: the
         earlier candidate stays); returns the pruned groups. A pruned candidate never returns."""
         if keep < 1:
             raise ValueError(f"a mixed layer keeps at least one candidate, got keep={keep}")
-        active = self.active.nonzero().flatten().tolist()
+        active = list(self._active_indices)
         if keep >= len(active):
             return []
         alpha = self.alpha.detach().tolist()
         ranked = sorted(active, key=lambda i: (-alpha[i], i))
         dropped = sorted(ranked[keep:])
         self.active[dropped] = False
+        self._active_indices = tuple(i for i in active if i not in dropped)
         return [self.groups[i] for i in dropped]
 
     def set_training_time(self, epochs_done: float) -> None:
@@ -191,7 +196,7 @@ class MixedGroupConv(ConvBase):
         """``(z_i, E_i(psi_i))`` of every active candidate; ``E_i(psi_i)`` is the expanded
         filter ``[C_out*|G|, ..., k, k]`` of candidate ``G_i``."""
         z = self.mixing_weights()
-        return [(z[i], self._expanded(i)) for i, on in enumerate(self.active.tolist()) if on]
+        return [(z[i], self._expanded(i)) for i in self._active_indices]
 
     def _expanded(self, i: int) -> torch.Tensor:
         """``E_i(psi_i)``, rescaled to the He-initialisation norm ``sqrt(2 n / fan_in)`` of an
@@ -242,6 +247,7 @@ class MixedGroupConv(ConvBase):
         """States saved before pruning existed lack ``active``: every candidate is active."""
         state_dict.setdefault(prefix + "active", torch.ones_like(self.active))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._active_indices = tuple(self.active.nonzero().flatten().tolist())
 
     def extra_repr(self) -> str:
         flags = self.active.tolist()
