@@ -67,10 +67,10 @@ def autocorrelation(
 
     ``grid`` is a ``filter_grid``; ``actions`` the basis matrices ``D(g)`` ``[|G|, n, n]``.
     """
+    # row i: the index of g_i^-1 u for every u (the plane that g_i moves onto u)
+    sources = torch.from_numpy(ambient.cayley_table[ambient.inverse_indices]).to(grid.device)
     values = []
-    for i, g in enumerate(ambient.elements):
-        inv = ambient.inverse(g)
-        source = [ambient.index(ambient.compose(inv, u)) for u in ambient.elements]
+    for i, source in enumerate(sources):
         moved = grid[:, source] if lifting else grid[:, source][:, :, :, source]
         moved = moved @ actions[i].to(device=grid.device, dtype=grid.dtype).T
         values.append(torch.sum(grid.double() * moved.double()))
@@ -93,7 +93,7 @@ class GradientRecorder:
             [m for name in model.layer_modules(i) if isinstance(m := model.get_submodule(name), RegularConv)]
             for i in range(model.num_layers)
         ]
-        self.actions = {id(c): c.basis.action(c.ambient) for unit in self.units for c in unit}
+        self.actions = {id(c): c.basis.action(c.ambient).float() for unit in self.units for c in unit}
         self.sums: dict[int, torch.Tensor] = {}
         self.steps: dict[int, list[torch.Tensor]] = {}
 
