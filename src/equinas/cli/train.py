@@ -56,6 +56,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from equinas.models import build_network
     from equinas.models.backbone import named_spec
     from equinas.train import train
+    from equinas.train.runtime import check_amp, resolve_device
 
     if args.run_dir is not None and not args.run_dir.strip():  # the rest is checked by the run's lock
         raise ValueError("--run-dir is empty (it would write into the current directory); name a folder")
@@ -63,6 +64,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ValueError("--tensorboard needs --run-dir (the events go to <run-dir>/tensorboard/)")
     logger = common.tensorboard_logger(args, args.run_dir and Path(args.run_dir, "tensorboard"))
     config = common.train_config(args)
+    check_amp(config, resolve_device(config.device))
     backbone = common.backbone_settings(args)
     data_choice = common.data_settings(args)
     data = data_choice.load()

@@ -23,6 +23,7 @@ from equinas.search.validation import validate_search_settings
 from equinas.train import TrainConfig
 from equinas.train.cost import Cost
 from equinas.train.run_lock import hold_run_directory
+from equinas.train.runtime import check_amp, resolve_device
 
 
 @dataclass
@@ -188,9 +189,11 @@ def finish(ctx: SearchContext, result: SearchResult) -> SearchResult:
 
 def prepare(method: SearchMethod, ctx: SearchContext) -> tuple[SearchMethod, SearchContext]:
     """The method and context a run uses: the settings checked against the backbone and the data
-    (``validate_search_settings``), then the method's own ``resolve(ctx)`` where it has one
-    (EquiNAS_E splits its lineage budget there)."""
+    (``validate_search_settings``) and the mixed precision against the device (``check_amp``),
+    then the method's own ``resolve(ctx)`` where it has one (EquiNAS_E splits its lineage budget
+    there)."""
     validate_search_settings(method.settings, ctx.backbone, ctx.data, ctx.train.batch_size)
+    check_amp(ctx.train, resolve_device(ctx.train.device))
     resolve = getattr(method, "resolve", None)
     return resolve(ctx) if resolve is not None else (method, ctx)
 

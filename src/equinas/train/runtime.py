@@ -43,6 +43,14 @@ def resolve_device(choice: str) -> torch.device:
     return torch.device(choice)
 
 
+def check_amp(config: TrainConfig, device: torch.device) -> None:
+    """``ValueError`` for mixed precision the device cannot run: float16 autocast on a CPU
+    (neither faster nor safe without a GradScaler). Depends on the settings only, so callers
+    check it before loading any data."""
+    if config.amp and device.type != "cuda" and config.amp_dtype == "float16":
+        raise ValueError("amp_dtype 'float16' is for CUDA only; on CPU mixed precision is bfloat16 (auto)")
+
+
 def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of the run, or ``None`` (float32: ``amp`` off, or no native bf16).
 
@@ -51,6 +59,7 @@ def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
     ``amp_dtype='float16'`` raises ``ValueError`` (CPU float16 autocast is neither faster nor
     safe without a GradScaler).
     """
+    check_amp(config, device)
     if not config.amp:
         return None
     if device.type == "cuda":
@@ -59,8 +68,6 @@ def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
         if config.amp_dtype == "bfloat16" or torch.cuda.is_bf16_supported():
             return torch.bfloat16
         return torch.float16
-    if config.amp_dtype == "float16":
-        raise ValueError("amp_dtype 'float16' is for CUDA only; on CPU mixed precision is bfloat16 (auto)")
     if not native_bf16(device):
         warnings.warn(
             f"amp: this {device.type.upper()} has no native bfloat16 arithmetic (AVX-512 BF16 or AMX); "
