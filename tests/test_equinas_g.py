@@ -20,6 +20,7 @@ from equinas.models import EquivariantCNN, backbone, build_model
 from equinas.nn import GroupConv, LiftingConv
 from equinas.search import BackboneSettings, EquiNASGSettings, SearchContext, make_method, run_search
 from equinas.search.equinas_g import EquiNASG
+from equinas.search.evaluate import CandidateJob, run_candidate
 from equinas.search.records import RunDirectory
 from equinas.search.relaxation_signal import (
     GradientRecorder,
@@ -183,6 +184,9 @@ def test_search_trains_one_network_in_parts_and_records_every_decision(searched)
     # the signal of a part comes from its own steps: no pass beyond them
     assert [p.cost["train_images"] for p in parts] == [32, 32, 32]
     assert len(parts[0].extra["signal"]["batches"]) == 2 and "signal" not in parts[-1].extra
+    # only the found network is scored: the other parts cost their training alone
+    assert [p.scored for p in parts] == [False, False, True]
+    assert [p.cost["eval_images"] for p in parts[:-1]] == [0, 0] and parts[-1].cost["eval_images"] > 0
     assert [p["groups"] for p in result.extras["groups_over_training"]][-1] == parts[-1].groups
 
 
@@ -231,6 +235,24 @@ def test_a_part_of_a_run_continues_its_schedule_and_batch_order():
         train(split, data, TrainConfig(**base, span=span), progress=False)
     for (name, a), b in zip(whole.state_dict().items(), split.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, msg=name)
+
+
+def test_an_unscored_part_trains_exactly_like_a_scored_one():
+    """``score=False`` drops the batch-norm recalibration, validation and test, not a bit of
+    the training: the weights match (the norms' running statistics are the scoring's)."""
+    data = synthetic_task()
+    spec = backbone("D4", widths=(2, 2), pools_after=(0,), hidden=None, num_classes=3).to_dict()
+    train_dict = TrainConfig(epochs=1.0, batch_size=16, span=(0.0, 0.5)).to_dict()
+    scored, unscored = (
+        run_candidate(CandidateJob("p", "test", spec, train_dict, seed=3, return_state=True, score=s), data)
+        for s in (True, False)
+    )
+    assert scored.record.val_acc is not None and scored.record.test_acc is not None
+    assert unscored.record.val_acc is None and unscored.record.test_acc is None
+    assert unscored.record.equivariance == {} and unscored.record.cost["eval_images"] == 0
+    for name, value in scored.state.items():
+        if "running" not in name and "num_batches" not in name:
+            torch.testing.assert_close(unscored.state[name], value, rtol=0, atol=0, msg=name)
 
 
 @pytest.mark.parametrize("span", [(0.5, 0.5), (-0.1, 1.0), (0.0, 3.0), (0.0,), "ab", (0.0, float("nan"))])

@@ -8,11 +8,12 @@ gradients of its own training steps: for every layer and every subgroup ``H`` of
 loss decrease that the directions an ``H``-layer frees would allow (first order, noise
 removed), minus ``price`` times the noise one training batch puts into them. Each layer with a
 positive net gain is relaxed, by the exact relaxation morphism, to its best subgroup, and
-training goes on from the same function. A decision costs no extra pass; the whole search
-costs one network plus the evaluations that end each part (validation, test, batch-norm
-recalibration), all counted in the records.
+training goes on from the same function. A decision costs no extra pass, and only the last
+part is scored (batch-norm recalibration, validation, test): the whole search costs what
+training and scoring one network cost, counted in the records.
 
-Records: one per part (``p00``, ``p01``, ...; the last is the found network). The decisions
+Records: one per part (``p00``, ``p01``, ...; the last is the found network, the others have
+no accuracies). The decisions
 (``decisions.json`` and ``result.extras["decisions"]``: epoch, layer, from, to, and the
 signal of every candidate) are a pure function of the stored parts, so a resumed run neither
 repeats nor loses one.
@@ -112,6 +113,7 @@ class EquiNASG:
                 lineage_epochs=start,
                 return_state=True,
                 signal=not last,
+                score=last,
             )
             job.seed = candidate_seed(ctx.seed, "p00")  # one run: every part draws the batches of one seed
             (record,) = ev.evaluate([job], label=f"part {part + 1}/{len(bounds) - 1}")

@@ -7,6 +7,7 @@ module-level function of picklable arguments so that Ray workers can run it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +39,10 @@ class CandidateJob:
     ``train`` is a ``TrainConfig.to_dict()``; ``return_state`` asks for the trained weights;
     ``tensorboard`` is a folder for TensorBoard event files (``TensorBoardLogger``), or None;
     ``signal`` records the relaxation signal of the training steps into
-    ``record.extra["signal"]`` (``relaxation_signal.GradientRecorder``).
+    ``record.extra["signal"]`` (``relaxation_signal.GradientRecorder``); ``score=False`` skips
+    everything after training (batch-norm recalibration, validation, test, equivariance
+    errors): for an intermediate stage whose weights only go on training, its record has no
+    accuracies and its cost is the training alone.
     """
 
     candidate_id: str
@@ -55,6 +59,7 @@ class CandidateJob:
     extra: dict[str, Any] = field(default_factory=dict)
     tensorboard: str | None = None
     signal: bool = False
+    score: bool = True
 
 
 @dataclass
@@ -85,6 +90,9 @@ def run_candidate(job: CandidateJob, data: TaskData) -> CandidateOutcome:
     if job.state is not None:
         model.load_state_dict(job.state)
     config = TrainConfig.from_dict({**job.train, "seed": job.seed})
+    if not job.score:
+        config = dataclasses.replace(config, bn_recalibration=0)
+        data = dataclasses.replace(data, val=data.val.subset(0), test=data.test.subset(0))
     start, stop = config.span or (0.0, config.epochs)
     record = CandidateRecord(
         candidate_id=job.candidate_id,
