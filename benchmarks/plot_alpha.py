@@ -5,7 +5,7 @@ layer (``equinas.report.plots.alpha_trajectory_grid``), e.g. the paper recipe's 
 the default recipe's:
 
     python benchmarks/plot_alpha.py --out benchmarks/results/equinas_d_alpha.png \\
-        --runs "before s0=benchmarks/results/acceptance/cpu-medium/methods_rotmnist/equinas_d-seed0" \\
+        --runs "before s0=benchmarks/results/acceptance/cpu-medium/methods_rotmnist/equinas_d-paper-seed0" \\
                "after s0=benchmarks/results/acceptance/cpu-medium/methods_rotmnist_eqd/equinas_d-seed0"
 """
 

@@ -29,10 +29,11 @@ if [ "$PROFILE" = cpu-medium ]; then
   E='{"generations": 6, "population": 2, "epochs_per_generation": 2.0, "children_per_parent": 3}'
   EFAST='{"generations": 6, "population": 2, "epochs_per_generation": 2.0, "children_per_parent": 3,
           "halving": true, "space": ["paper"]}'
-  # EquiNAS_D's paper recipe (every candidate to the end, then retrain) as stored in methods_<task>
+  # EquiNAS_D's paper recipe (every candidate to the end, then retrain): rows equinas_d-paper,
+  # -fast and -prior in methods_<task>; its default recipe is the eqd part's row equinas_d
   PAPER_D='"decide_at": 0, "prior": 0, "warmup_epochs": 0, "normalize": false, "retrain": true'
   SETTINGS="{\"equinas_e\": $E, \"equinas_e@fast\": $EFAST,
-    \"equinas_d\": {\"arch_lr\": 0.2, \"search_epochs\": 12.0, $PAPER_D},
+    \"equinas_d@paper\": {\"arch_lr\": 0.2, \"search_epochs\": 12.0, $PAPER_D},
     \"equinas_d@prior\": {\"arch_lr\": 0.005, \"search_epochs\": 12.0, $PAPER_D, \"prior\": 2.0},
     \"equinas_d@fast\": {\"arch_lr\": 0.2, \"groups\": [\"paper\"], \"search_epochs\": 6.0, $PAPER_D}}"
   if [ "${PARTS[*]}" = eqd ]; then
@@ -46,7 +47,7 @@ if [ "$PROFILE" = cpu-medium ]; then
   fi
   for task in rotmnist mnist-c2; do
     "$PY" benchmarks/compare_methods.py --task "$task" "${MEDIUM[@]}" --settings "$SETTINGS" \
-      --methods grid equinas_g equinas_e equinas_e@fast equinas_d equinas_d@fast equinas_d@prior rpp \
+      --methods grid equinas_g equinas_e equinas_e@fast equinas_d@paper equinas_d@fast equinas_d@prior rpp \
       --out "$OUT/methods_$task" > "$OUT/methods_$task.log" 2>&1 &
   done
   wait
