@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -40,7 +41,7 @@ import torch
 
 from equinas.atomic import atomic_write_text
 from equinas.cli.common import add_setting_groups, backbone_settings, data_settings, train_config
-from equinas.execution import LocalExecutor
+from equinas.execution import LocalExecutor, end_with_parent
 from equinas.report import comparison_plot, comparison_table, write_report
 from equinas.report.tables import grouped_runs
 from equinas.search import SearchContext, make_method, run_search
@@ -61,6 +62,13 @@ def method_settings(entry: str, extra: dict) -> tuple[str, str, dict, dict]:
         key = GROUP_SETTING[name]
         settings[key] = (group,) if key in ("groups", "targets") else group
     return entry.replace(":", "-").replace("@", "-"), name, settings, overrides
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """``workers`` spawned processes that end with this one, even when it is killed (SIGKILL)."""
+    return ProcessPoolExecutor(
+        workers, mp_context=get_context("spawn"), initializer=end_with_parent, initargs=(os.getpid(),)
+    )
 
 
 def run_one(args: argparse.Namespace, entry: str, seed: int) -> str:
@@ -146,7 +154,7 @@ def main() -> None:
 
     start = time.perf_counter()
     jobs = [(entry, seed) for seed in args.seeds for entry in args.methods]
-    with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
+    with worker_pool(args.workers) as pool:
         paths = list(pool.map(run_one, [args] * len(jobs), *zip(*jobs, strict=True)))
     table = comparison_table(paths, label="run")
     out = Path(args.out)

@@ -32,8 +32,6 @@ import json
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import torch
@@ -191,7 +189,7 @@ def main() -> None:
     if not args.summarize:
         # seed-major: every (task, method) gets its first seed before any gets its second
         jobs = [(t, m, s) for s in args.seeds for t in args.tasks for m in args.methods]
-        with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
+        with compare_methods.worker_pool(args.workers) as pool:
             for path in pool.map(run, *zip(*[(out, extra, *job) for job in jobs], strict=True)):
                 print(path, flush=True)
     summarize(out, extra)

@@ -219,3 +219,34 @@ def test_workers_end_when_the_main_process_is_killed(tmp_path) -> None:
         os.kill(pid, signal.SIGKILL)
     assert sum("spawn" in command for command in children.values()) == 2, children
     assert survivors == []  # workers and resource tracker: gone within 5 s
+
+
+POOL_PARENT = """
+import os, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from equinas.execution import end_with_parent
+context, me = get_context("spawn"), os.getpid()
+pool = ProcessPoolExecutor(1, mp_context=context, initializer=end_with_parent, initargs=(me,))
+print(pool.submit(os.getpid).result(), flush=True)
+pool.submit(time.sleep, 120)
+time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+def test_any_pool_whose_workers_start_with_end_with_parent_ends_with_its_parent() -> None:
+    """The benchmark scripts' pools (``compare_methods.worker_pool``): a SIGKILL of the parent
+    leaves no worker training on."""
+    parent = subprocess.Popen([sys.executable, "-c", POOL_PARENT], stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    assert _alive(worker)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 5
+    while time.time() < deadline and _alive(worker):
+        time.sleep(0.05)
+    alive = _alive(worker)
+    if alive:
+        os.kill(worker, signal.SIGKILL)
+    assert not alive

@@ -6,7 +6,7 @@ from __future__ import annotations
 from equinas.execution.auto import AutoExecutor
 from equinas.execution.base import Executor, WorkerCrashed
 from equinas.execution.local import LocalExecutor
-from equinas.execution.process import ProcessExecutor, available_cores
+from equinas.execution.process import ProcessExecutor, available_cores, end_with_parent
 from equinas.execution.settings import EXECUTORS, ExecutorSettings, make_executor
 
 __all__ = [
@@ -18,5 +18,6 @@ __all__ = [
     "ProcessExecutor",
     "WorkerCrashed",
     "available_cores",
+    "end_with_parent",
     "make_executor",
 ]

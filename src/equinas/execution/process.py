@@ -54,11 +54,18 @@ def _watch_parent(parent: int) -> None:
     os._exit(1)
 
 
-def _start_worker(shared: Any, threads: int, started: Any, parent: int) -> None:
-    global _shared, _started
+def end_with_parent(parent: int) -> None:
+    """Make this process end once process ``parent`` is gone, even after a SIGKILL of it: the
+    initializer of any pool's workers, e.g. ``ProcessPoolExecutor(initializer=end_with_parent,
+    initargs=(os.getpid(),))`` (the benchmark scripts' pools)."""
     if os.getppid() != parent:  # the parent died while this worker started
         os._exit(1)
     threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
+
+
+def _start_worker(shared: Any, threads: int, started: Any, parent: int) -> None:
+    global _shared, _started
+    end_with_parent(parent)
     _shared, _started = shared, started
     torch.set_num_threads(threads)
 
