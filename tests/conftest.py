@@ -62,6 +62,8 @@ def _have_data() -> bool:
 
 
 needs_data = pytest.mark.skipif(not _have_data(), reason="needs ../shared/data (MNIST)")
+# a few MNIST images for command-line tests
+TINY_MNIST_ARGS = ["--task", "mnist", "--train-size", "96", "--val-size", "48", "--test-size", "48"]
 # a tiny network for command-line tests
 SMALL_NET_ARGS = [
     "--widths",
@@ -77,6 +79,25 @@ SMALL_NET_ARGS = [
     "--threads",
     "1",
 ]
+
+
+def synthetic_search_context(path, executor, seed: int = 0):
+    """A search on ``synthetic_task()`` into run directory ``path``: a tiny network (fields 1, 2),
+    half an epoch per candidate, one torch thread, no progress bars."""
+    from equinas.search import BackboneSettings, SearchContext
+    from equinas.search.records import RunDirectory
+    from equinas.train import TrainConfig
+
+    return SearchContext(
+        "synthetic",
+        synthetic_task(),
+        BackboneSettings(widths=(1, 2), pools_after=(0,), kernel_size=3, hidden=None),
+        TrainConfig(epochs=0.5, batch_size=32, num_threads=1),
+        executor,
+        RunDirectory(path),
+        seed=seed,
+        progress=False,
+    )
 
 
 @pytest.fixture

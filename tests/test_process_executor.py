@@ -15,15 +15,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import SMALL_NET_ARGS, needs_data, synthetic_task
+from conftest import SMALL_NET_ARGS, TINY_MNIST_ARGS, needs_data, synthetic_search_context
 from equinas.data import resolve_data_dir
 from equinas.execution import AutoExecutor, LocalExecutor, ProcessExecutor, WorkerCrashed, available_cores
-from equinas.search import BackboneSettings, SearchContext, make_method, run_search
-from equinas.search.records import RunDirectory
-from equinas.train import TrainConfig
+from equinas.search import make_method, run_search
 from helpers import NamedJob, add_shared, add_shared_named, job_process
 
-BACKBONE = BackboneSettings(widths=(1, 2), pools_after=(0,), kernel_size=3, hidden=None)
 E_SETTINGS = {"generations": 1, "population": 2, "epochs_per_generation": 0.5, "children_per_parent": 2}
 
 
@@ -102,16 +99,7 @@ def test_a_dying_worker_is_an_error_naming_only_the_unfinished_jobs_of_its_call(
 
 
 def _search(path, executor):
-    ctx = SearchContext(
-        "synthetic",
-        synthetic_task(),
-        BACKBONE,
-        TrainConfig(epochs=0.5, batch_size=32, num_threads=1),
-        executor,
-        RunDirectory(path),
-        seed=1,
-        progress=False,
-    )
+    ctx = synthetic_search_context(path, executor, seed=1)
     try:
         return run_search(make_method("equinas_e", **E_SETTINGS), ctx, resume=True)
     finally:
@@ -189,18 +177,7 @@ def _alive(pid: int) -> bool:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
 def test_workers_end_when_the_main_process_is_killed(tmp_path) -> None:
     env = {**os.environ, "EQUINAS_DATA": str(resolve_data_dir()), "EQUINAS_CACHE": str(tmp_path / "cache")}
-    argv = [
-        "search",
-        "fixed",
-        "--task",
-        "mnist",
-        "--train-size",
-        "96",
-        "--val-size",
-        "48",
-        "--test-size",
-        "48",
-    ]
+    argv = ["search", "fixed", *TINY_MNIST_ARGS]
     argv += ["--groups", "C1,C2,C4,D1,D2,D4", "--epochs", "1", "--executor", "process", "--workers", "2"]
     argv += [*SMALL_NET_ARGS, "--quiet", "--run-dir", str(tmp_path / "run")]
     main_process = subprocess.Popen([sys.executable, "-m", "equinas.cli", *argv], env=env)

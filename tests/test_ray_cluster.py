@@ -20,11 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import synthetic_task
+from conftest import synthetic_search_context
 from equinas.execution import LocalExecutor, WorkerCrashed
-from equinas.search import BackboneSettings, SearchContext, make_method, run_search
-from equinas.search.records import RunDirectory
-from equinas.train import TrainConfig
+from equinas.search import make_method, run_search
 from helpers import on_ray_node
 
 ray = pytest.importorskip("ray")
@@ -33,20 +31,11 @@ ray_executor = pytest.importorskip("equinas.execution.ray_executor")
 
 LOOPBACK = "127.0.0.1"
 GROUPS = ("C1", "C2", "C4", "D1", "D2", "D4")
-BACKBONE = BackboneSettings(widths=(1, 2), pools_after=(0,), kernel_size=3, hidden=None)
 NODE = {"node_ip_address": LOOPBACK, "num_cpus": 1, "object_store_memory": 80 * 2**20}
 
 
 def _search(path: Path, executor) -> list[dict]:
-    ctx = SearchContext(
-        "synthetic",
-        synthetic_task(),
-        BACKBONE,
-        TrainConfig(epochs=0.5, batch_size=32, num_threads=1),
-        executor,
-        RunDirectory(path),
-        progress=False,
-    )
+    ctx = synthetic_search_context(path, executor)
     run_search(make_method("fixed", groups=GROUPS), ctx, resume=True)
     return _records(path)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import SMALL_NET_ARGS, needs_data
+from conftest import SMALL_NET_ARGS, TINY_MNIST_ARGS, needs_data
 from equinas.cli import main
 from equinas.data import resolve_data_dir
 from equinas.models import ArchSpec, EquivariantCNN, SpecError, backbone
@@ -105,18 +105,9 @@ def test_corrupt_checkpoint_is_reported(tmp_path, capsys) -> None:
 
 
 SEARCH = [
-    *[
-        "search",
-        "equinas_e",
-        "--task",
-        "mnist",
-        "--train-size",
-        "96",
-        "--val-size",
-        "48",
-        "--test-size",
-        "48",
-    ],
+    "search",
+    "equinas_e",
+    *TINY_MNIST_ARGS,
     *[
         "--generations",
         "2",
