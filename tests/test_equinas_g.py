@@ -190,6 +190,17 @@ def test_search_trains_one_network_in_parts_and_records_every_decision(searched)
     assert [p["groups"] for p in result.extras["groups_over_training"]][-1] == parts[-1].groups
 
 
+def test_decisions_are_announced_as_they_are_taken(tmp_path, capsys):
+    ctx = _context(tmp_path / "run")
+    ctx.progress = True
+    result = run_search(make_method("equinas_g", **SMALL), ctx)
+    news = [line for line in capsys.readouterr().err.splitlines() if line.startswith("relaxations at")]
+    assert len(news) == len(result.extras["decisions"]) == 2
+    for line, trace in zip(news, result.extras["decisions"], strict=True):
+        moves = [f"layer{d['layer']}:{d['from']}->{d['to']}" for d in trace["layers"] if d["to"]]
+        assert line == f"relaxations at epoch {trace['epoch']:g}: {','.join(moves) or 'none'}"
+
+
 def test_a_decision_keeps_the_function(searched):
     ctx, result = searched
     k = next(i for i, d in enumerate(result.extras["decisions"]) if any(m["to"] for m in d["layers"]))

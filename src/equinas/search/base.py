@@ -8,6 +8,7 @@ in the run directory as it arrives, and skips candidates that a killed run alrea
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -49,6 +50,12 @@ class SearchContext:
 
     def train_dict(self, **changes: Any) -> dict[str, Any]:
         return {**self.train.to_dict(), **changes}
+
+    def announce(self, message: str) -> None:
+        """One line of news from the search (e.g. a decision) on stderr, between the progress
+        bars; nothing when ``progress`` is off."""
+        if self.progress:
+            tqdm.write(message, file=sys.stderr)
 
 
 @dataclass
@@ -159,7 +166,9 @@ class Evaluator:
             self._store(outcome.record)
             results[todo[j]] = outcome.record
             bar.update(1)
-            bar.set_postfix(best_val=f"{max((r.val_acc or 0) for r in results.values()):.3f}")
+            scored = [r.val_acc for r in results.values() if r.scored]
+            if scored:
+                bar.set_postfix(best_val=f"{max(scored):.3f}")
         bar.close()
         ordered = [results[i] for i in range(len(jobs))]
         self.evaluated.extend(ordered)

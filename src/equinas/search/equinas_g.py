@@ -128,6 +128,7 @@ class EquiNASG:
             decisions = decide(record.extra["signal"], ambient, space, s.price)
             spec, state = self._relaxed(ctx, record, decisions)
             trace.append({"part": part, "epoch": stop, "layers": decisions})
+            ctx.announce(f"relaxations at epoch {stop:g}: {_mutation(trace, part + 1)}")
             ctx.run.write_json("decisions.json", trace)
             parent = record
         extras = {"decisions": trace, "groups_over_training": _groups_over_training(parts)}
