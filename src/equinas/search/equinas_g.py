@@ -13,10 +13,9 @@ part is scored (batch-norm recalibration, validation, test): the whole search co
 training and scoring one network cost, counted in the records.
 
 Records: one per part (``p00``, ``p01``, ...; the last is the found network, the others have
-no accuracies). The decisions
-(``decisions.json`` and ``result.extras["decisions"]``: epoch, layer, from, to, and the
-signal of every candidate) are a pure function of the stored parts, so a resumed run neither
-repeats nor loses one.
+no accuracies). The decisions (``decisions.json`` and ``result.extras["decisions"]``: epoch,
+layer, from, to, and the signal of every candidate; announced as they are taken) are a pure
+function of the stored parts, so a resumed run neither repeats nor loses one.
 """
 
 from __future__ import annotations

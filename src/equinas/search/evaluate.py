@@ -7,9 +7,8 @@ module-level function of picklable arguments so that Ray workers can run it.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -91,8 +90,8 @@ def run_candidate(job: CandidateJob, data: TaskData) -> CandidateOutcome:
         model.load_state_dict(job.state)
     config = TrainConfig.from_dict({**job.train, "seed": job.seed})
     if not job.score:
-        config = dataclasses.replace(config, bn_recalibration=0)
-        data = dataclasses.replace(data, val=data.val.subset(0), test=data.test.subset(0))
+        config = replace(config, bn_recalibration=0)
+        data = replace(data, val=data.val.subset(0), test=data.test.subset(0))
     start, stop = config.span or (0.0, config.epochs)
     record = CandidateRecord(
         candidate_id=job.candidate_id,
