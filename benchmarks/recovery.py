@@ -20,9 +20,10 @@ initialised (a fixed G-CNN: its group, by construction). ``<out>/summary.json`` 
 rows ``{task, truth, method, seed, found, test_acc, total_flops, weights}``; ``summary.md`` the
 table and each method's recovery rate.
 
-    python benchmarks/recovery.py --workers 2              # everything (about an hour on 2 cores)
+    python benchmarks/recovery.py --workers 2              # everything (about 45 min on 2 idle cores)
     python benchmarks/recovery.py --methods equinas_g --seeds 0
     python benchmarks/recovery.py --summarize              # tables of what is finished
+    python benchmarks/recovery.py --methods equinas_g --train-size 4000 --out benchmarks/results/recovery_4000
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ TASKS = ("mnist", "gmnist[hflip]", "gmnist[vflip]", "gmnist[rot]", "gmnist[rot,h
 METHODS = ("grid", "equinas_e", "equinas_e@g5", "equinas_g", "equinas_d")
 PROFILE = [
     *("--widths", "4,4,8,8", "--pools-after", "0,1", "--hidden", "none", "--lr", "0.002"),
-    *("--train-size", "2000", "--val-size", "500", "--test-size", "1000", "--epochs", "6"),
+    *("--val-size", "500", "--test-size", "1000", "--epochs", "6"),
     *("--eval-every", "100", "--device", "cpu", "--threads", "1"),
 ]
 # EquiNAS_E splits the 6 epochs of a lineage evenly over its start network and generations: the
@@ -188,9 +189,12 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/recovery")
     parser.add_argument("--summarize", action="store_true", help="only write the tables")
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument(
+        "--train-size", type=int, default=2000, help="training images per task (6 epochs of them per network)"
+    )
     args = parser.parse_args()
     out = Path(args.out)
-    extra = ["--data-dir", args.data_dir] if args.data_dir else []
+    extra = ["--train-size", str(args.train_size)] + (["--data-dir", args.data_dir] if args.data_dir else [])
     start = time.perf_counter()
     if not args.summarize:
         # seed-major: every (task, method) gets its first seed before any gets its second
