@@ -13,7 +13,7 @@ import contextlib
 import os
 import re
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -35,19 +35,30 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
     """
     path = Path(path)
     fd, temp_name = _create_temp(path)
-    try:
-        with os.fdopen(fd, "w+b") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException as err:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp_name)
-        if isinstance(err, OSError) and err.filename is None:
-            raise OSError(err.errno, f"cannot write {path}: {err.strerror or err}") from err
-        raise
+    with _naming(path, "write"):
+        try:
+            with os.fdopen(fd, "w+b") as handle:
+                write(handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp_name, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp_name)
+            raise
     _fsync_directory(path.parent)
+
+
+@contextlib.contextmanager
+def _naming(path: str | os.PathLike, action: str) -> Iterator[None]:
+    """Raise an ``OSError`` of the block that names no file (a full disk) again as one naming
+    ``path``: ``cannot <action> <path>: <reason>``."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is not None:
+            raise
+        raise OSError(err.errno, f"cannot {action} {path}: {err.strerror or err}") from err
 
 
 def _create_temp(path: Path) -> tuple[int, str]:
@@ -65,16 +76,11 @@ def _create_temp(path: Path) -> tuple[int, str]:
 def append_text(path: str | os.PathLike, text: str, *, sync: bool = False) -> None:
     """Append UTF-8 ``text`` to ``path`` in one write, flushed (and fsynced with ``sync``);
     an ``OSError`` that names no file (a full disk) is raised again naming ``path``."""
-    try:
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            if sync:
-                os.fsync(handle.fileno())
-    except OSError as err:
-        if err.filename is not None:
-            raise
-        raise OSError(err.errno, f"cannot append to {path}: {err.strerror or err}") from err
+    with _naming(path, "append to"), open(path, "a", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        if sync:
+            os.fsync(handle.fileno())
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
