@@ -114,9 +114,10 @@ def main() -> None:
     args = parser.parse_args()
     rows = load_rows(args.summary, args.task)
     unit = unit_of_compute(rows)
-    args.out.with_suffix(".md").write_text(table(rows, unit, args.task))
+    text = table(rows, unit, args.task)
+    args.out.with_suffix(".md").write_text(text)
     figure(rows, unit, args.task, args.out.with_suffix(".png"))
-    print(args.out.with_suffix(".md").read_text())
+    print(text)
 
 
 if __name__ == "__main__":

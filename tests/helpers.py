@@ -47,8 +47,6 @@ def print_table(rows: list[tuple[EquivarianceReport, EquivarianceReport]]) -> No
 def add_shared(job: int, shared: torch.Tensor) -> tuple[int, float, int]:
     """A job for executor tests: ``(job, job + shared.sum(), torch threads)``; job -1 kills its
     worker process."""
-    import os
-
     if job == -1:
         os._exit(3)
     return job, job + float(shared.sum()), torch.get_num_threads()
@@ -56,8 +54,6 @@ def add_shared(job: int, shared: torch.Tensor) -> tuple[int, float, int]:
 
 def job_process(job: int, shared: object) -> tuple[int, int]:
     """A job for executor tests: ``(job, id of the process that ran it)``."""
-    import os
-
     return job, os.getpid()
 
 
