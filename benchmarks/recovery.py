@@ -11,6 +11,9 @@ side (ambient D4):
     mnist-turns        C1   40 classes: digit x the quarter turn applied (local rotation
                             features help, global rotation invariance is wrong)
 
+and, with ``--tasks``, the same transforms of Fashion-MNIST (``gfmnist[hflip]``, ``gfmnist[rot]``,
+``gfmnist[rot,hflip]``: D1, C4, D4), data the defaults were not chosen on.
+
 For every (task, method, seed) one ``compare_methods`` run goes into
 ``<out>/runs/<task>/<label>-seed<k>`` (finished runs are skipped: rerun the command to resume).
 The found network's **invariance group** is measured on 64 validation images: the elements of
@@ -24,6 +27,7 @@ table and each method's recovery rate.
     python benchmarks/recovery.py --methods equinas_g --seeds 0
     python benchmarks/recovery.py --summarize              # tables of what is finished
     python benchmarks/recovery.py --methods equinas_g --train-size 4000 --out benchmarks/results/recovery_4000
+    python benchmarks/recovery.py --methods equinas_g --depth8 --out benchmarks/results/recovery_depth8
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ from equinas.search.records import RunDirectory  # noqa: E402
 
 AMBIENT = parse_group("D4")
 TASKS = ("mnist", "gmnist[hflip]", "gmnist[vflip]", "gmnist[rot]", "gmnist[rot,hflip]", "mnist-turns")
+# the same transforms of Fashion-MNIST, a check on data the defaults were not chosen on (--tasks)
+EXTRA_TASKS = ("gfmnist[hflip]", "gfmnist[rot]", "gfmnist[rot,hflip]")
 METHODS = ("grid", "equinas_e", "equinas_e@g5", "equinas_g", "equinas_d")
 PROFILE = [
     *("--widths", "4,4,8,8", "--pools-after", "0,1", "--hidden", "none", "--lr", "0.002"),
@@ -62,6 +68,8 @@ SETTINGS = {
     "equinas_e": {"generations": 3, "population": 2, "children_per_parent": 3},
     "equinas_e@g5": {"generations": 5, "population": 2, "children_per_parent": 3},
 }
+# --depth8: the paper's backbone (8 layers, pools after layers 2 and 4) at quarter width
+DEPTH8 = ["--widths", "4,4,4,4,8,8,8,8", "--pools-after", "2,4"]
 PROBE_IMAGES = 64
 
 
@@ -79,6 +87,9 @@ TRUTH = {
     "gmnist[rot]": parse_group("C4", ambient=AMBIENT),
     "gmnist[rot,hflip]": AMBIENT,
     "mnist-turns": parse_group("C1", ambient=AMBIENT),
+    "gfmnist[hflip]": mirror(-1),
+    "gfmnist[rot]": parse_group("C4", ambient=AMBIENT),
+    "gfmnist[rot,hflip]": AMBIENT,
 }
 
 
@@ -112,7 +123,7 @@ def found_group(path: Path, images: torch.Tensor) -> tuple[PlanarGroup, str]:
 def summarize(out: Path, extra: list[str]) -> list[dict]:
     """Rows of every finished run; writes ``summary.json`` and ``summary.md``."""
     rows = []
-    for task in TASKS:
+    for task in TASKS + EXTRA_TASKS:
         runs = sorted((out / "runs" / task).glob("*-seed*/result.json"))
         if not runs:
             continue
@@ -148,7 +159,7 @@ def markdown(rows: list[dict]) -> str:
         "| task | truth | " + " | ".join(methods) + " |",
         "|---|---|" + "---|" * len(methods),
     ]
-    for task in TASKS:
+    for task in [t for t in TASKS + EXTRA_TASKS if any(r["task"] == t for r in rows)]:
         cells = []
         for method in methods:
             mine = sorted(
@@ -170,7 +181,7 @@ def markdown(rows: list[dict]) -> str:
     for method in methods:
         mine = [r for r in rows if r["method"] == method]
         hits = sum(r["found"] == r["truth"] for r in mine)
-        complete = [t for t in TASKS if sum(r["task"] == t for r in mine) >= 3]
+        complete = [t for t in TASKS + EXTRA_TASKS if sum(r["task"] == t for r in mine) >= 3]
         tasks = sum(sum(r["found"] == r["truth"] for r in mine if r["task"] == t) >= 2 for t in complete)
         per_task = f"{tasks}/{len(complete)}" if complete else "- (no task with 3 seeds yet)"
         flops = statistics.fmean(r["total_flops"] for r in mine) / 1e12
@@ -182,7 +193,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS + EXTRA_TASKS)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), help="compare_methods entries")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--workers", type=int, default=1, help="runs in parallel (one thread each)")
@@ -192,9 +203,13 @@ def main() -> None:
     parser.add_argument(
         "--train-size", type=int, default=2000, help="training images per task (6 epochs of them per network)"
     )
+    parser.add_argument(
+        "--depth8", action="store_true", help="the paper's 8-layer backbone at quarter width, not 4 layers"
+    )
     args = parser.parse_args()
     out = Path(args.out)
     extra = ["--train-size", str(args.train_size)] + (["--data-dir", args.data_dir] if args.data_dir else [])
+    extra += DEPTH8 if args.depth8 else []
     start = time.perf_counter()
     if not args.summarize:
         # seed-major: every (task, method) gets its first seed before any gets its second

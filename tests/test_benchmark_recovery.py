@@ -35,8 +35,11 @@ def test_the_truths_are_the_groups_of_the_tasks():
         "gmnist[rot]": "C4",
         "gmnist[rot,hflip]": "D4",
         "mnist-turns": "C1",
+        "gfmnist[hflip]": "D1",
+        "gfmnist[rot]": "C4",
+        "gfmnist[rot,hflip]": "D4",
     }
-    assert set(recovery.TRUTH) == set(recovery.TASKS)
+    assert set(recovery.TRUTH) == set(recovery.TASKS + recovery.EXTRA_TASKS)
 
 
 def test_the_tables_count_hits_per_run_and_per_task():

@@ -39,7 +39,8 @@ class Declaration:
     ``check(value) -> value`` replaces the type check (it raises ``ValueError`` with what it
     expected and returns the normalised value). ``subgroups`` marks group names that must be
     subgroups of the ambient group (checked by ``equinas.search.validation`` once the
-    backbone is known); ``within`` names the field whose group must contain them. A method's
+    backbone is known); ``within`` names the field whose group must contain them, and
+    ``architectures`` lets them also be named architectures (``paper:rotmnist-1``). A method's
     setting with the option of a ``TrainConfig`` field, or naming it in ``replaces``, stands
     for that field: the method's command shows this option instead of that one.
     """
@@ -55,6 +56,7 @@ class Declaration:
     metavar: str | None = None
     subgroups: bool = False
     within: str | None = None
+    architectures: bool = False
     replaces: str | None = None
 
     def bounds_text(self) -> str:

@@ -20,7 +20,10 @@ def add_train(sub: argparse._SubParsersAction, with_options: bool) -> None:
     names = common.add_setting_groups(p)
     common.add_run_flags(p)
     p.add_argument(
-        "--arch", default="D4", help="group for every layer (e.g. D4, C4, C1), 'mixed', or a spec JSON file"
+        "--arch",
+        default="D4",
+        help="group for every layer (e.g. D4, C4, C1), 'mixed', a spec JSON file, or an architecture the "
+        "paper found on the 8-layer backbone: paper:rotmnist-1..5, paper:galaxy10-1..5, paper:isic-1..5",
     )
     p.add_argument(
         "--constraint-relaxation",

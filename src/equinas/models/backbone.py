@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from equinas.groups import parse_group, subgroups
 from equinas.models.errors import SpecError
+from equinas.models.paper import is_paper_name, paper_groups
 from equinas.models.spec import BACKBONES, ArchSpec, HeadSpec, LayerSpec
 from equinas.nn.basis import resolve_basis_name
 from equinas.nn.choices import BASIS_CHOICES
@@ -210,7 +211,17 @@ def backbone(group: str | list[str], **options: Any) -> ArchSpec:
 
 def named_spec(arch: str, settings: BackboneSettings, data: TaskShape) -> ArchSpec:
     """The network ``arch`` names: a spec JSON file, ``"mixed"`` (the backbone of [G]-mixed layers
-    over the ambient lattice) or a group name for every layer of the backbone."""
+    over the ambient lattice), a paper architecture (``paper:rotmnist-1``, see
+    ``equinas.models.paper``) or a group name for every layer of the backbone."""
     if arch.endswith(".json") or Path(arch).is_file():
         return ArchSpec.load(arch)
+    if is_paper_name(arch):
+        groups = paper_groups(arch)
+        layers = len(settings.layer_blocks())
+        if layers != len(groups):
+            raise SpecError(f"{arch} has {len(groups)} layers; this backbone has {layers} (--widths)")
+        try:
+            return settings.spec(data, groups)
+        except ValueError as err:
+            raise SpecError(f"{arch}: {err}") from None
     return settings.spec(data, "C1", kind="mixed") if arch == "mixed" else settings.spec(data, arch)

@@ -71,10 +71,11 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
         errors = ", ".join(number(p["output"], ".2g") for p in extras["equivariance_trajectory"])
         lines.append(f"- output equivariance error per epoch (ambient group, training images): {errors}")
     if extras.get("decisions"):
-        lines += ["", "## Relaxations (signal / noise of the chosen subgroup)", ""]
+        lines += ["", "## Relaxations (signal / noise and p-value of the chosen subgroup's test)", ""]
         lines += [
             f"- epoch {d['epoch']:.3g}: layer {m['layer']} {m['from']} -> {m['to']} "
-            f"({m['gains'][m['to']]['signal'] / max(m['gains'][m['to']]['noise'], 1e-30):.3g})"
+            f"({m['tests'][m['to']]['signal'] / max(m['tests'][m['to']]['noise'], 1e-30):.3g}, "
+            f"p {m['tests'][m['to']]['p']:.2g})"
             for d in extras["decisions"]
             for m in d["layers"]
             if m["to"] is not None

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 from equinas.groups import subgroups
 from equinas.models import build_model
+from equinas.models.backbone import named_spec
 from equinas.morphisms import relax_network
 from equinas.search.base import Evaluator, SearchContext, SearchResult, best_of
 from equinas.settings import Settings, setting
@@ -20,9 +21,15 @@ PAPER_GROUPS = ("C1", "C2", "C4", "D1", "D2", "D4")
 
 @dataclass(frozen=True)
 class FixedSettings(Settings):
-    """One G-CNN per group, every layer constrained to it (widths by the backbone's width_rule)."""
+    """One G-CNN per group, every layer constrained to it (widths by the backbone's width_rule),
+    or per named architecture (``paper:rotmnist-1``: a group per layer of the 8-layer backbone)."""
 
-    groups: tuple[str, ...] = setting(PAPER_GROUPS, subgroups=True, help="one fixed G-CNN per group")
+    groups: tuple[str, ...] = setting(
+        PAPER_GROUPS,
+        subgroups=True,
+        architectures=True,
+        help="one fixed G-CNN per group (every layer) or paper architecture (paper:rotmnist-1, ...)",
+    )
 
 
 class FixedGroups:
@@ -39,7 +46,10 @@ class FixedGroups:
     def run(self, ctx: SearchContext) -> SearchResult:
         ev = Evaluator(ctx, self.name)
         # candidate ids (hence seeds) depend on the group only: fixed-C4 of a grid is fixed-C4
-        jobs = [ev.job(f"fixed-{g}", ctx.backbone.spec(ctx.data, g)) for g in self.groups(ctx)]
+        jobs = [
+            ev.job(f"fixed-{g.replace(':', '-')}", named_spec(g, ctx.backbone, ctx.data))
+            for g in self.groups(ctx)
+        ]
         records = ev.evaluate(jobs, label="fixed G-CNNs")
         return SearchResult(self.name, best_of(records), records)
 

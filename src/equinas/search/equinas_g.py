@@ -1,20 +1,22 @@
-"""EquiNAS_G: find each layer's group while training ONE network, by gradient-signalled relaxations.
+"""EquiNAS_G: find each layer's group while training ONE network, by tested relaxations.
 
 Every layer starts at ``start_group`` (default: the ambient group) and the network trains for
 the run's epochs as one run (one seed, schedule and batch order; the optimizer state restarts
 with each part), cut into parts at the fractions ``decide_at`` of the budget. During each part
-but the last, the relaxation signal (``equinas.search.relaxation_signal``) is recorded from the
-gradients of its own training steps: for every layer and every subgroup ``H`` of its group, the
-loss decrease that the directions an ``H``-layer frees would allow (first order, noise
-removed), minus ``price`` times the noise one training batch puts into them. Each layer with a
-positive net gain is relaxed, by the exact relaxation morphism, to its best subgroup, and
-training goes on from the same function. A decision costs no extra pass, and only the last
-part is scored (batch-norm recalibration, validation, test): the whole search costs what
-training and scoring one network cost, counted in the records.
+but the last, the gradients of its own training steps are recorded
+(``equinas.search.relaxation_signal``): for every layer and every subgroup ``H`` of its group,
+a sign-flip test of the null hypothesis "the directions an ``H``-layer frees carry no expected
+gradient" (the data is symmetric there), with the signal and noise it estimates. The level of
+one layer's test at one decision is ``alpha / (layers * decisions)``, so a run relaxes any layer
+whose constraint costs nothing with chance at most ``alpha``. Each layer whose test rejects the
+null for some ``H`` is relaxed, by the exact relaxation morphism, to the one of those with the
+largest signal-to-noise ratio, and training goes on from the same function. A decision costs no extra
+pass, and only the last part is scored (batch-norm recalibration, validation, test): the whole
+search costs what training and scoring one network cost, counted in the records.
 
 Records: one per part (``p00``, ``p01``, ...; the last is the found network, the others have
 no accuracies). The decisions (``decisions.json`` and ``result.extras["decisions"]``: epoch,
-layer, from, to, and the signal of every candidate; announced as they are taken) are a pure
+layer, from, to, and the test of every candidate; announced as they are taken) are a pure
 function of the stored parts, so a resumed run neither repeats nor loses one.
 """
 
@@ -33,13 +35,15 @@ from equinas.search.records import CandidateRecord
 from equinas.search.relaxation_signal import decide
 from equinas.search.space import search_space, space_names
 from equinas.settings import Settings, setting
+from equinas.train.config import step_at
 
 
 @dataclass(frozen=True)
 class EquiNASGSettings(Settings):
-    """When relaxations are decided, what they cost, and the groups a layer may take; see the
-    module docstring. Every part must have at least two training steps (the samples of its
-    signal); a run that would not is refused before training."""
+    """When relaxations are decided, the level of their tests, and the groups a layer may take;
+    see the module docstring. Every part but the last must have enough training steps (the
+    samples of its tests) for a test to reject at all; a run that would not is refused before
+    training."""
 
     decide_at: tuple[float, ...] = setting(
         (0.1, 0.2, 0.3),
@@ -47,11 +51,12 @@ class EquiNASGSettings(Settings):
         below=1,
         help="fractions of the budget after which relaxations are decided (strictly increasing)",
     )
-    price: float = setting(
-        0.1,
-        at_least=0,
-        help="price of a relaxation per unit of the noise one training batch puts into the directions it "
-        "frees; a layer relaxes where the gradient signal there exceeds it",
+    alpha: float = setting(
+        0.05,
+        above=0,
+        below=1,
+        help="significance level of the run's relaxation tests: the chance that it relaxes any layer whose "
+        "constraint costs nothing (each layer's test at each decision gets alpha / (layers * decisions))",
     )
     start_group: str | None = setting(
         None, subgroups=True, help="group of every layer at the start (default: the ambient group)"
@@ -80,9 +85,14 @@ class EquiNASG:
         self.settings = settings or EquiNASGSettings()
 
     def resolve(self, ctx: SearchContext) -> tuple[EquiNASG, SearchContext]:
-        """Refuse, before any training, a run whose parts would have fewer than two steps."""
-        _check_parts(self._bounds(ctx.train.epochs), len(ctx.data.train), ctx.train.batch_size)
+        """Refuse, before any training, a run whose parts are too short for a test to reject."""
+        needed = min_steps(self._level(ctx))
+        _check_parts(self._bounds(ctx.train.epochs), len(ctx.data.train), ctx.train.batch_size, needed)
         return self, ctx
+
+    def _level(self, ctx: SearchContext) -> float:
+        """The level of one layer's test at one decision: ``alpha / (layers * decisions)``."""
+        return self.settings.alpha / (len(ctx.backbone.layer_blocks()) * len(self.settings.decide_at))
 
     def _bounds(self, epochs: float) -> list[float]:
         """Epochs where the parts start, then the end of the run."""
@@ -124,7 +134,7 @@ class EquiNASG:
             parts.append(record)
             if last:
                 break
-            decisions = decide(record.extra["signal"], ambient, space, s.price)
+            decisions = decide(record.extra["signal"], ambient, space, self._level(ctx))
             spec, state = self._relaxed(ctx, record, decisions)
             trace.append({"part": part, "epoch": stop, "layers": decisions})
             ctx.announce(f"relaxations at epoch {stop:g}: {_mutation(trace, part + 1)}")
@@ -146,15 +156,24 @@ class EquiNASG:
         return model.spec, {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def _check_parts(bounds: list[float], num_train: int, batch_size: int) -> None:
-    """``ValueError`` unless every part but the last has at least two training steps."""
+def min_steps(level: float) -> int:
+    """The fewest steps whose sign-flip test can reach ``p <= level``: with ``B`` steps the
+    smallest p-value is ``2^-(B-1)`` (and a test needs 2 steps)."""
+    return max(2, 1 + math.ceil(math.log2(1 / level) - 1e-9))
+
+
+def _check_parts(bounds: list[float], num_train: int, batch_size: int, needed: int) -> None:
+    """``ValueError`` unless every part but the last has at least ``needed`` training steps."""
     steps_per_epoch = math.ceil(num_train / batch_size)
-    starts = [round(b * steps_per_epoch) for b in bounds[:-1]]
-    short = [i for i, (a, b) in enumerate(zip(starts, starts[1:], strict=False)) if b - a < 2]
+    starts = [step_at(b, steps_per_epoch) for b in bounds]
+    steps = [b - a for a, b in zip(starts[:-1], starts[1:-1], strict=False)]
+    short = [i for i, count in enumerate(steps) if count < needed]
     if short:
         raise ValueError(
-            f"part {short[0]} of the run has fewer than 2 training steps ({steps_per_epoch} per epoch): "
-            "its relaxation signal needs at least 2; train longer or decide later (decide_at)"
+            f"part {short[0]} of the run has {steps[short[0]]} training steps ({steps_per_epoch} per epoch); "
+            f"its relaxation tests need at least {needed} to be able to reject at --alpha (over every layer "
+            "and decision): "
+            "train longer, decide later (decide_at) or raise alpha"
         )
 
 

@@ -1,4 +1,4 @@
-"""The relaxation signal: how much loss a layer's group constraint costs, measured by gradients.
+"""The relaxation signal: does a layer's group constraint cost loss? A test on the training gradients.
 
 A layer constrained to ``K`` (ambient ``G``) can express the filters fixed by ``K``. Written
 in the coefficients of its fully relaxed (C1) form -- one kernel per pair of ambient planes,
@@ -7,44 +7,60 @@ in the coefficients of its fully relaxed (C1) form -- one kernel per pair of amb
     (g . w)[d, u, c, v] = D(g) w[d, g^-1 u, c, g^-1 v]
 
 (``D(g)`` the kernel basis' action, orthogonal for exact elements; for the 45-degree elements of
-C8/D8 the pixel grid makes the measurement approximate), and the filters a
-``H``-layer can express are the fixed points of ``H``; the orthogonal projection onto them is
-the group average ``P_H w = |H|^-1 sum_h h . w``. So for a gradient ``w``
+C8/D8 the pixel grid makes the measurement approximate), and the filters a ``H``-layer can
+express are the fixed points of ``H``; the orthogonal projection onto them is the group average
+``P_H w = |H|^-1 sum_h h . w``. Relaxing ``K -> H`` (``H`` a subgroup of ``K``) frees the
+directions of the orthogonal projector ``Q = P_H - P_K``, and for two gradients ``w, v``
 
-    ||P_H w||^2 = <w, P_H w> = |H|^-1 sum_{h in H} a(h),   a(g) = <w, g . w>,
+    <Q w, Q v> = <w, Q v> = |H|^-1 sum_{h in H} a(h) - |K|^-1 sum_{k in K} a(k),   a(g) = <w, g . v>,
 
-and ``|G|`` inner products per layer give the energy in every subgroup's span at once.
+so the ``|G|`` inner products ``a(g)`` of each pair give the freed part of every subgroup at once.
 
-Relaxing ``K -> H`` frees the directions ``P_H - P_K``. The first-order loss decrease it allows
-is ``||(P_H - P_K) mu||^2`` for the expected gradient ``mu``. If the data distribution is
-symmetric under the elements of ``K`` outside ``H`` (as far as the rest of the network is
-equivariant to them), ``mu`` is invariant under them and that energy is exactly zero: only
-noise is left. With the gradients ``w_b`` of ``B`` training steps (``GradientRecorder``: the
-steps of the training run itself, so measuring costs nothing) and their mean ``w``, and
-``e_b``, ``e`` the energies of ``w_b``, ``w`` in the freed directions (the weights move between
-the steps: a gradient that keeps pushing into the freed directions is signal, its variation
-from step to step, drift included, counts as noise),
+The first-order loss decrease a relaxation allows is ``||Q mu||^2`` for the expected gradient
+``mu``. If the data distribution is symmetric under ``K`` (as far as the rest of the network is
+equivariant to it), ``Q mu = 0``: the freed directions carry only noise. That is the null
+hypothesis, and the training steps of the run are its sample (``GradientRecorder``: the gradients
+the run computes anyway, so measuring costs no extra pass). The steps are summed into ``M``
+consecutive blocks ``X_1..X_M`` (``n_m`` steps each; a block per step until there are more than
+``max_blocks``), and ``x_m = Q X_m``:
 
-    noise  n = (sum_b e_b - B e) / (B - 1)      (per-batch noise energy, unbiased)
-    signal s = e - n / B                         (unbiased estimate of ||(P_H - P_K) mu||^2)
-    gain     = s - price * n.
+    U = sum_{b != c} <x_b, x_c>                     (zero mean under the null)
+    signal s = U / sum_{b != c} n_b n_c             (unbiased estimate of ||Q mu||^2 per step)
+    noise  n = sum_m (||x_m||^2 - n_m^2 s) / sum_m n_m   (one step's noise energy in Q's span)
 
-The price charges each freed direction the noise one training batch puts into it (the noise
-energy grows with the number of freed parameters), so a relaxation is taken only where the
-constraint visibly costs loss; C1 does not win by default. ``decide`` picks, per layer, the
-subgroup of the current group (inside the search space) with the largest positive gain.
+Under the null, flipping the sign of any block leaves the distribution of the blocks unchanged
+(a mirror in ``K`` outside ``H`` flips the freed part of a batch's gradient, and the data gives
+the mirrored batch the same chance), whatever the dimension and the shape of the noise: a few
+noisy directions (the first layer of a network has few) do not pass for signal. So every sign
+pattern ``eps`` in ``{-1, +1}^M`` gives a draw ``U(eps) = sum_{b != c} eps_b eps_c <x_b, x_c>``
+of the null distribution. The candidates ``H`` of one layer are tested together (max-T): with
+``t_H(eps) = U_H(eps) / sd_H`` (``sd_H^2 = 2 sum_{b != c} <x_b, x_c>^2``, the variance of
+``U_H(eps)``), the p-value of ``H`` is the fraction of patterns with ``max_H' t_H'(eps) >= t_H``,
+so ``p_H <= alpha`` for some ``H`` has chance at most ``alpha`` when the layer's whole family is
+null, however strongly its candidates' freed spaces overlap. It is exact over all ``2^(M-1)``
+patterns for ``M <= EXACT_BLOCKS`` and a Monte Carlo estimate with ``DRAWS`` seeded draws above.
+
+``decide`` relaxes each layer to the subgroup, among those whose p-value is at most the given
+level, with the largest signal-to-noise ratio ``s / n``: the relaxation whose freed directions
+carry the most signal per direction of noise, so relaxing further than the signal asks is not
+rewarded.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from equinas.groups import PlanarGroup, parse_group
+from equinas.groups import PlanarGroup, parse_group, subgroups
 from equinas.nn import RegularConv
+
+MAX_BLOCKS = 32
+EXACT_BLOCKS = 16
+DRAWS = 1 << 15
 
 
 def filter_grid(layer: RegularConv, filt: torch.Tensor) -> torch.Tensor:
@@ -61,49 +77,114 @@ def filter_grid(layer: RegularConv, filt: torch.Tensor) -> torch.Tensor:
 
 
 def autocorrelation(
-    grid: torch.Tensor, ambient: PlanarGroup, actions: torch.Tensor, lifting: bool
+    grids: torch.Tensor, ambient: PlanarGroup, actions: torch.Tensor, lifting: bool
 ) -> torch.Tensor:
-    """``a(g) = <w, g . w>`` for every ``g`` of ``ambient`` (canonical order), float64 ``[|G|]``.
+    """``a[b, c, i] = <w_b, g_i . w_c>`` for a stack of ``filter_grid``s ``[M, ...]`` and every
+    ``g_i`` of ``ambient`` (canonical order), float64 ``[M, M, |G|]``.
 
-    ``grid`` is a ``filter_grid``; ``actions`` the basis matrices ``D(g)`` ``[|G|, n, n]``.
+    ``actions`` are the basis matrices ``D(g)`` ``[|G|, n, n]``.
     """
     # row i: the index of g_i^-1 u for every u (the plane that g_i moves onto u)
-    sources = torch.from_numpy(ambient.cayley_table[ambient.inverse_indices]).to(grid.device)
+    sources = torch.from_numpy(ambient.cayley_table[ambient.inverse_indices]).to(grids.device)
+    flat = grids.double().flatten(1)
     values = []
     for i, source in enumerate(sources):
-        moved = grid[:, source] if lifting else grid[:, source][:, :, :, source]
-        moved = moved @ actions[i].to(device=grid.device, dtype=grid.dtype).T
-        values.append(torch.sum(grid.double() * moved.double()))
-    return torch.stack(values)
+        moved = grids[:, :, source] if lifting else grids[:, :, source][:, :, :, :, source]
+        moved = moved @ actions[i].to(device=grids.device, dtype=grids.dtype).T
+        values.append(flat @ moved.double().flatten(1).T)
+    return torch.stack(values, dim=-1)
+
+
+class _Blocks:
+    """Gradients of consecutive steps summed into at most ``max_blocks`` blocks: one step per
+    block until the limit, then neighbours merge pairwise and new blocks take twice the steps."""
+
+    def __init__(self, max_blocks: int):
+        self.max_blocks, self.length = max_blocks, 1
+        self.sums: list[torch.Tensor] = []
+        self.sizes: list[int] = []
+
+    def add(self, grid: torch.Tensor) -> None:
+        if self.sizes and self.sizes[-1] < self.length:
+            self.sums[-1] += grid
+            self.sizes[-1] += 1
+            return
+        self.sums.append(grid.clone())
+        self.sizes.append(1)
+        if len(self.sums) > self.max_blocks:
+            pairs = range(0, len(self.sums) - 1, 2)
+            merged = [self.sums[i] + self.sums[i + 1] for i in pairs]
+            sizes = [self.sizes[i] + self.sizes[i + 1] for i in pairs]
+            if len(self.sums) % 2:
+                merged.append(self.sums[-1])
+                sizes.append(self.sizes[-1])
+            self.sums, self.sizes, self.length = merged, sizes, 2 * self.length
+
+
+def _sign_patterns(count: int) -> tuple[torch.Tensor, int]:
+    """Sign patterns ``[P, count]`` and how many copies of the observed (all +1) pattern to add:
+    every pattern up to the global sign (which leaves ``U(eps)`` unchanged) for small ``count``,
+    else ``DRAWS`` seeded draws plus the observed pattern itself."""
+    if count <= EXACT_BLOCKS:
+        rest = torch.tensor(list(itertools.product((1.0, -1.0), repeat=count - 1)), dtype=torch.float64)
+        return torch.cat(
+            [torch.ones(len(rest), 1, dtype=torch.float64), rest.reshape(len(rest), -1)], dim=1
+        ), 0
+    generator = torch.Generator().manual_seed(0)
+    return torch.randint(0, 2, (DRAWS, count), generator=generator).double() * 2 - 1, 1
+
+
+def sign_flip_tests(grams: torch.Tensor, sizes: Sequence[int]) -> list[dict[str, float]]:
+    """``{"signal", "noise", "p"}`` per candidate from the Gram matrices ``grams[h, b, c] =
+    <x_b, x_c>`` of the freed parts of ``M >= 2`` blocks of ``sizes`` steps (float64 ``[m, M, M]``);
+    ``p`` is the max-T p-value over the ``m`` candidates (see the module docstring)."""
+    count = grams.shape[-1]
+    if count < 2:
+        raise ValueError(f"a sign-flip test needs at least 2 blocks of steps, got {count}")
+    n = torch.tensor(list(sizes), dtype=torch.float64)
+    off = grams - torch.diag_embed(torch.diagonal(grams, dim1=-2, dim2=-1))
+    observed = off.sum(dim=(-2, -1))
+    scale = (2 * off.pow(2).sum(dim=(-2, -1))).sqrt().clamp_min(1e-300)
+    signs, extra = _sign_patterns(count)
+    flipped = torch.einsum("pb,hbc,pc->ph", signs, off, signs) / scale
+    maximum = flipped.max(dim=1).values
+    t = observed / scale
+    hits = (maximum[:, None] >= t[None, :] - 1e-9 * t.abs()[None, :]).sum(dim=0)
+    signal = observed / float(n.sum() ** 2 - (n**2).sum())
+    noise = (
+        (torch.diagonal(grams, dim1=-2, dim2=-1) - n**2 * signal[:, None]).sum(dim=-1) / n.sum()
+    ).clamp_min(0)
+    return [
+        {"signal": float(s), "noise": float(z), "p": (int(k) + extra) / (len(signs) + extra)}
+        for s, z, k in zip(signal, noise, hits, strict=True)
+    ]
 
 
 class GradientRecorder:
-    """Records the relaxation signal of ``model``'s layers during training (a context manager).
+    """Records the relaxation tests of ``model``'s layers during training (a context manager).
 
     While active, every backward pass through a regular convolution of layer ``i`` (every
-    conv of its unit, e.g. a residual block's skip) adds that step's autocorrelation and
-    accumulates the filter gradient; ``stats()`` gives ``{"groups": [K_i], "mean": [[a(g)] of
-    the mean gradient, per layer], "batches": [[[a_t(g)] per layer] per step]}``. The
-    training steps themselves are the samples: measuring costs no extra pass.
+    conv of its unit, e.g. a residual block's skip) adds that step's filter gradient to the
+    conv's blocks (``max_blocks`` at most, so memory stays bounded on long parts). ``stats()``
+    gives ``{"groups": [K_i], "steps": B, "blocks": [n_m], "tests": [{H: {"signal", "noise",
+    "p"}} for every proper subgroup H of K_i, per layer]}`` (``sign_flip_tests``). The training
+    steps themselves are the samples: measuring costs no extra pass.
     """
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, max_blocks: int = MAX_BLOCKS):
         self.model = model
         self.units = [
             [m for name in model.layer_modules(i) if isinstance(m := model.get_submodule(name), RegularConv)]
             for i in range(model.num_layers)
         ]
         self.actions = {id(c): c.basis.action(c.ambient).float() for unit in self.units for c in unit}
-        self.sums: dict[int, torch.Tensor] = {}
-        self.steps: dict[int, list[torch.Tensor]] = {}
+        self.blocks = {id(c): _Blocks(max_blocks) for unit in self.units for c in unit}
+        self.steps = {id(c): 0 for unit in self.units for c in unit}
 
     def _hook(self, conv: RegularConv):
         def record(grad: torch.Tensor) -> None:
-            grid = filter_grid(conv, grad.detach().float())
-            key = id(conv)
-            self.sums[key] = grid if key not in self.sums else self.sums[key] + grid
-            a = autocorrelation(grid, conv.ambient, self.actions[key], conv.lifting)
-            self.steps.setdefault(key, []).append(a)
+            self.blocks[id(conv)].add(filter_grid(conv, grad.detach().float()).cpu())
+            self.steps[id(conv)] += 1
 
         return record
 
@@ -120,59 +201,51 @@ class GradientRecorder:
 
     @property
     def num_steps(self) -> int:
-        return min((len(v) for v in self.steps.values()), default=0)
+        return min(self.steps.values(), default=0)
 
     def stats(self) -> dict[str, Any]:
-        count = self.num_steps
         ambient = self.model.ambient
-        mean, batches = [], [[] for _ in range(count)]
-        for unit in self.units:
-            total = sum(
-                autocorrelation(self.sums[id(c)] / count, ambient, self.actions[id(c)], c.lifting)
+        groups = [self.model.spec.layer_group(i) for i in range(self.model.num_layers)]
+        sizes = self.blocks[id(self.units[0][0])].sizes
+        tests = []
+        for unit, current in zip(self.units, groups, strict=True):
+            cross = sum(
+                autocorrelation(torch.stack(self.blocks[id(c)].sums), ambient, self.actions[id(c)], c.lifting)
                 for c in unit
             )
-            mean.append(total.tolist())
-            for t in range(count):
-                batches[t].append(sum(self.steps[id(c)][t] for c in unit).tolist())
-        groups = [self.model.spec.layer_group(i).name for i in range(self.model.num_layers)]
-        return {"groups": groups, "mean": mean, "batches": batches}
+            candidates = [h for h in subgroups(ambient) if h != current and h.is_subgroup_of(current)]
+            if not candidates:
+                tests.append({})
+                continue
+            grams = torch.stack([freed_gram(cross, ambient, h, current) for h in candidates])
+            tests.append(dict(zip([h.name for h in candidates], sign_flip_tests(grams, sizes), strict=True)))
+        return {"groups": [g.name for g in groups], "steps": self.num_steps, "blocks": sizes, "tests": tests}
 
 
-def subgroup_energy(values: Sequence[float], ambient: PlanarGroup, group: PlanarGroup) -> float:
-    """``||P_H w||^2`` from the autocorrelation ``values`` of ``w``."""
+def _average(cross: torch.Tensor, ambient: PlanarGroup, group: PlanarGroup) -> torch.Tensor:
     members = [ambient.index(h) for h in ambient.embed(group).elements]
-    return sum(values[i] for i in members) / len(members)
+    return cross[..., members].mean(dim=-1)
 
 
-def relaxation_gains(
-    stats: dict[str, Any], layer: int, ambient: PlanarGroup, candidates: Sequence[PlanarGroup], price: float
-) -> dict[str, dict[str, float]]:
-    """``{H: {"signal", "noise", "gain"}}`` of relaxing layer ``layer`` to each of ``candidates``."""
-    current = parse_group(stats["groups"][layer], ambient=ambient)
-    mean = stats["mean"][layer]
-    rows = [row[layer] for row in stats["batches"]]
-    count = len(rows)
-    out = {}
-    for group in candidates:
-        freed = subgroup_energy(mean, ambient, group) - subgroup_energy(mean, ambient, current)
-        per_batch = [subgroup_energy(r, ambient, group) - subgroup_energy(r, ambient, current) for r in rows]
-        noise = max(0.0, (sum(per_batch) - count * freed) / (count - 1))
-        signal = freed - noise / count
-        out[group.name] = {"signal": signal, "noise": noise, "gain": signal - price * noise}
-    return out
+def freed_gram(
+    cross: torch.Tensor, ambient: PlanarGroup, group: PlanarGroup, current: PlanarGroup
+) -> torch.Tensor:
+    """``<Q w_b, Q w_c>`` for ``Q = P_group - P_current`` from the ``autocorrelation`` ``cross``."""
+    return _average(cross, ambient, group) - _average(cross, ambient, current)
 
 
 def decide(
-    stats: dict[str, Any], ambient: PlanarGroup, space: Sequence[PlanarGroup], price: float
+    stats: dict[str, Any], ambient: PlanarGroup, space: Sequence[PlanarGroup], level: float
 ) -> list[dict[str, Any]]:
-    """One entry per layer: ``{"layer", "from", "to", "gains"}``; ``to`` is the proper subgroup of
-    the layer's group in ``space`` with the largest positive gain, or ``None`` (stay)."""
+    """One entry per layer: ``{"layer", "from", "to", "tests"}``; ``to`` is the proper subgroup of
+    the layer's group in ``space`` with p-value at most ``level`` and the largest
+    ``signal / noise``, or ``None`` (stay)."""
     decisions = []
     for layer, name in enumerate(stats["groups"]):
         current = parse_group(name, ambient=ambient)
-        candidates = [h for h in space if h != current and h.is_subgroup_of(current)]
-        gains = relaxation_gains(stats, layer, ambient, candidates, price)
-        best = max(gains, key=lambda h: gains[h]["gain"], default=None)
-        chosen = best if best is not None and gains[best]["gain"] > 0 else None
-        decisions.append({"layer": layer, "from": current.name, "to": chosen, "gains": gains})
+        candidates = [h.name for h in space if h != current and h.is_subgroup_of(current)]
+        tests = {h: stats["tests"][layer][h] for h in candidates}
+        passed = [h for h in candidates if tests[h]["p"] <= level]
+        chosen = max(passed, key=lambda h: tests[h]["signal"] / max(tests[h]["noise"], 1e-300), default=None)
+        decisions.append({"layer": layer, "from": current.name, "to": chosen, "tests": tests})
     return decisions

@@ -4,7 +4,9 @@ Types, ranges and choices of every setting are checked when its settings object 
 (``equinas.settings``). What needs more is checked here, before a run starts: the group-name
 fields (declared ``subgroups=True``) must name distinct subgroups of the backbone's ambient
 group (and of the group of the field named by ``within``), and the backbone's pools must fit
-the task's image size. Errors are ``ValueError``s naming the field (``FixedSettings.groups: ...``).
+the task's image size. A field declared ``architectures=True`` may also name paper
+architectures (``paper:rotmnist-1``), whose every group must be a subgroup of the ambient
+group. Errors are ``ValueError``s naming the field (``FixedSettings.groups: ...``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import dataclasses
 from typing import Any
 
 from equinas.groups import PlanarGroup, parse_group
+from equinas.models.paper import is_paper_name, paper_groups
 from equinas.settings import declared_fields, label_of
 
 
@@ -43,10 +46,16 @@ def validate_method_settings(settings: Any, ambient: str | PlanarGroup) -> None:
         groups = []
         for name in names:
             try:
-                groups.append(parse_group(name, ambient=amb))
+                if decl.architectures and is_paper_name(name):
+                    for group in paper_groups(name):
+                        parse_group(group, ambient=amb)
+                else:
+                    groups.append(parse_group(name, ambient=amb))
             except ValueError as err:
                 raise ValueError(f"{owner}.{f.name}: {err}") from None
-        repeated = sorted({str(g) for g in groups if groups.count(g) > 1})
+        repeated = sorted(
+            {str(g) for g in groups if groups.count(g) > 1} | {n for n in names if names.count(n) > 1}
+        )
         if repeated:
             raise ValueError(f"{owner}.{f.name}: {', '.join(repeated)} listed more than once")
         parsed[f.name] = groups

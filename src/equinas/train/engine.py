@@ -28,7 +28,7 @@ from equinas.train.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from equinas.train.config import TrainConfig
+from equinas.train.config import TrainConfig, step_at
 from equinas.train.evaluate import evaluate
 from equinas.train.norm_stats import recalibrate_batch_norm
 from equinas.train.optim import LRSchedule, build_arch_optimizer, build_optimizer
@@ -151,7 +151,7 @@ class Trainer:
 
         batch_size = self.config.batch_size
         self.steps_per_epoch = math.ceil(len(data.train) / batch_size)
-        self.total_steps = max(1, math.ceil(self.config.epochs * self.steps_per_epoch - 1e-9))
+        self.total_steps = max(1, step_at(self.config.epochs, self.steps_per_epoch))
         self.num_epochs = math.ceil(self.total_steps / self.steps_per_epoch)
         self.schedule = LRSchedule(self.config, self.steps_per_epoch, self.total_steps)
         self.augment = Augmenter(self.config.augment, self.config.seed, background=self._train.background)
@@ -163,8 +163,8 @@ class Trainer:
         )
 
         start, stop = self.config.span or (0.0, self.config.epochs)
-        self.stop_step = min(self.total_steps, max(1, math.ceil(stop * self.steps_per_epoch - 1e-9)))
-        self.global_step = min(round(start * self.steps_per_epoch), self.stop_step - 1)
+        self.stop_step = min(self.total_steps, max(1, step_at(stop, self.steps_per_epoch)))
+        self.global_step = min(step_at(start, self.steps_per_epoch), self.stop_step - 1)
         self.history: list[dict[str, Any]] = []
         self.wall_time = 0.0
         self._log: RunLog | None = None
