@@ -143,8 +143,8 @@ def _gram(samples):
     return samples @ samples.T
 
 
-def sign_flip_test(gram, sizes):
-    (test,) = sign_flip_tests(gram[None], sizes)
+def sign_flip_test(gram, sizes, allowance=0.0):
+    (test,) = sign_flip_tests(gram[None], sizes, allowance)
     return test
 
 
@@ -175,6 +175,25 @@ def test_the_sign_flip_test_finds_a_mean_and_estimates_it_without_bias():
     assert sum(noises) / len(noises) == pytest.approx(20.0, rel=0.05)
     strong = mean * 3 + torch.randn(12, 20, generator=gen, dtype=torch.float64)
     assert sign_flip_test(_gram(strong), [1] * 12)["p"] < 1e-3
+
+
+def test_a_mean_within_the_allowance_is_not_signal_and_one_well_above_it_is():
+    """Blocks that share a mean of energy ``allowance * noise`` (what a training set's own asymmetry
+    gives) pass for signal without the allowance and not with it; four times more passes with it."""
+    gen = torch.Generator().manual_seed(3)
+    allowance, dim, blocks = 0.1, 10, 24
+    direction = torch.randn(dim, generator=gen, dtype=torch.float64)
+    direction /= direction.norm()
+    p = {}
+    for label, energy in (("within", allowance * dim), ("above", 4 * allowance * dim)):
+        for used in (0.0, allowance):
+            tests = []
+            for _ in range(20):
+                steps = energy**0.5 * direction + torch.randn(blocks, dim, generator=gen, dtype=torch.float64)
+                tests.append(sign_flip_test(_gram(steps), [1] * blocks, used)["p"])
+            p[label, used] = sorted(tests)[len(tests) // 2]  # the median p-value
+    assert p["within", 0.0] < 0.01 and p["within", allowance] > 0.2
+    assert p["above", allowance] < 0.01
 
 
 def test_blocks_of_several_steps_estimate_the_same_signal_per_step():

@@ -110,7 +110,10 @@ def run_candidate(job: CandidateJob, data: TaskData) -> CandidateOutcome:
         extra=dict(job.extra),
     )
     logger = TensorBoardLogger(job.tensorboard) if job.tensorboard else None
-    recorder = GradientRecorder(model) if job.signal else contextlib.nullcontext()
+    # the training set's own asymmetry: a symmetric population's N images give their mean
+    # gradient batch/N of one batch's noise energy in any freed direction
+    allowance = config.batch_size / len(data.train)
+    recorder = GradientRecorder(model, allowance) if job.signal else contextlib.nullcontext()
     with ComputeMeter(model, data.train.batch(0)) as meter:
         try:
             with recorder:

@@ -40,6 +40,14 @@ so ``p_H <= alpha`` for some ``H`` has chance at most ``alpha`` when the layer's
 null, however strongly its candidates' freed spaces overlap. It is exact over all ``2^(M-1)``
 patterns for ``M <= EXACT_BLOCKS`` and a Monte Carlo estimate with ``DRAWS`` seeded draws above.
 
+The steps sample the gradient of the training set, not of the data distribution: a set of
+``N`` images drawn from a symmetric distribution has an asymmetry of its own, which gives its
+mean gradient, in any freed direction, an expected ``batch / N`` of one step's noise energy (the
+per-image noise averaged over ``N`` images instead of a batch), and training fits the network
+to exactly that set. So the null hypothesis tested is ``||Q mu||^2 <= allowance * n``, with
+``allowance = batch / N`` (``GradientRecorder``'s ``allowance``): ``t_H`` is computed from
+``U_H - allowance * n_H * sum_{b != c} n_b n_c``.
+
 ``decide`` relaxes each layer to the subgroup, among those whose p-value is at most the given
 level, with the largest signal-to-noise ratio ``s / n``: the relaxation whose freed directions
 carry the most signal per direction of noise, so relaxing further than the signal asks is not
@@ -134,10 +142,13 @@ def _sign_patterns(count: int) -> tuple[torch.Tensor, int]:
     return torch.randint(0, 2, (DRAWS, count), generator=generator).double() * 2 - 1, 1
 
 
-def sign_flip_tests(grams: torch.Tensor, sizes: Sequence[int]) -> list[dict[str, float]]:
+def sign_flip_tests(
+    grams: torch.Tensor, sizes: Sequence[int], allowance: float = 0.0
+) -> list[dict[str, float]]:
     """``{"signal", "noise", "p"}`` per candidate from the Gram matrices ``grams[h, b, c] =
     <x_b, x_c>`` of the freed parts of ``M >= 2`` blocks of ``sizes`` steps (float64 ``[m, M, M]``);
-    ``p`` is the max-T p-value over the ``m`` candidates (see the module docstring)."""
+    ``p`` is the max-T p-value over the ``m`` candidates of ``signal > allowance * noise`` (see
+    the module docstring)."""
     count = grams.shape[-1]
     if count < 2:
         raise ValueError(f"a sign-flip test needs at least 2 blocks of steps, got {count}")
@@ -148,12 +159,13 @@ def sign_flip_tests(grams: torch.Tensor, sizes: Sequence[int]) -> list[dict[str,
     signs, extra = _sign_patterns(count)
     flipped = torch.einsum("pb,hbc,pc->ph", signs, off, signs) / scale
     maximum = flipped.max(dim=1).values
-    t = observed / scale
-    hits = (maximum[:, None] >= t[None, :] - 1e-9 * t.abs()[None, :]).sum(dim=0)
-    signal = observed / float(n.sum() ** 2 - (n**2).sum())
+    pairs = float(n.sum() ** 2 - (n**2).sum())
+    signal = observed / pairs
     noise = (
         (torch.diagonal(grams, dim1=-2, dim2=-1) - n**2 * signal[:, None]).sum(dim=-1) / n.sum()
     ).clamp_min(0)
+    t = (observed - pairs * allowance * noise) / scale
+    hits = (maximum[:, None] >= t[None, :] - 1e-9 * t.abs()[None, :]).sum(dim=0)
     return [
         {"signal": float(s), "noise": float(z), "p": (int(k) + extra) / (len(signs) + extra)}
         for s, z, k in zip(signal, noise, hits, strict=True)
@@ -171,8 +183,8 @@ class GradientRecorder:
     steps themselves are the samples: measuring costs no extra pass.
     """
 
-    def __init__(self, model: nn.Module, max_blocks: int = MAX_BLOCKS):
-        self.model = model
+    def __init__(self, model: nn.Module, allowance: float = 0.0, max_blocks: int = MAX_BLOCKS):
+        self.model, self.allowance = model, allowance
         self.units = [
             [m for name in model.layer_modules(i) if isinstance(m := model.get_submodule(name), RegularConv)]
             for i in range(model.num_layers)
@@ -218,7 +230,15 @@ class GradientRecorder:
                 tests.append({})
                 continue
             grams = torch.stack([freed_gram(cross, ambient, h, current) for h in candidates])
-            tests.append(dict(zip([h.name for h in candidates], sign_flip_tests(grams, sizes), strict=True)))
+            tests.append(
+                dict(
+                    zip(
+                        [h.name for h in candidates],
+                        sign_flip_tests(grams, sizes, self.allowance),
+                        strict=True,
+                    )
+                )
+            )
         return {"groups": [g.name for g in groups], "steps": self.num_steps, "blocks": sizes, "tests": tests}
 
 
