@@ -153,7 +153,8 @@ def groups_figure(table: list[dict], path: Path) -> None:
             base = group.split("[")[0]
             shade = order.index(base) / (len(order) - 1) if base in order else 0.5
             ax.add_patch(plt.Rectangle((col, row), 1, 1, color=plt.cm.viridis(shade)))
-            ax.text(col + 0.5, row + 0.5, group, ha="center", va="center", fontsize=7, color="white")
+            ink = "black" if shade > 0.6 else "white"
+            ax.text(col + 0.5, row + 0.5, group, ha="center", va="center", fontsize=7, color=ink)
     ax.set_xlim(0, 8)
     ax.set_ylim(len(archs), 0)
     ax.set_xticks([i + 0.5 for i in range(8)], [f"layer {i + 1}" for i in range(8)], fontsize=7)

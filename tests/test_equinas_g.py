@@ -444,3 +444,18 @@ def test_the_invariance_group_of_mixed_layers_is_the_intersection():
     assert invariance_group(EquivariantCNN(spec), torch.randn(4, 1, 12, 12), D4) == parse_group(
         "C2", ambient=D4
     )
+
+
+def test_the_report_lists_each_relaxation_with_its_signal_to_noise_and_p_value(searched):
+    from equinas.report import write_report
+
+    ctx, result = searched
+    report = write_report(ctx.run.path)["report"].read_text()
+    moves = [(d, m) for d in result.extras["decisions"] for m in d["layers"] if m["to"] is not None]
+    for decision, move in moves:
+        test = move["tests"][move["to"]]
+        line = (
+            f"- epoch {decision['epoch']:.3g}: layer {move['layer']} {move['from']} -> {move['to']} "
+            f"({test['signal'] / test['noise']:.3g}, p {test['p']:.2g})"
+        )
+        assert line in report
