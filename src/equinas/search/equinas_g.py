@@ -77,7 +77,7 @@ class EquiNASGSettings(Settings):
 
 
 class EquiNASG:
-    """One-lineage relaxation search; see the module docstring."""
+    """One network, each layer relaxed while it trains where a test finds its constraint costs loss."""
 
     name: ClassVar[str] = "equinas_g"
 
