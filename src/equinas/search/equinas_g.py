@@ -10,9 +10,9 @@ gradient" (the data is symmetric there), with the signal and noise it estimates.
 one layer's test at one decision is ``alpha / (layers * decisions)``, so a run relaxes any layer
 whose constraint costs nothing with chance at most ``alpha``. Each layer whose test rejects the
 null for some ``H`` is relaxed, by the exact relaxation morphism, to the one of those with the
-largest signal-to-noise ratio, and training goes on from the same function. A decision costs no extra
-pass, and only the last part is scored (batch-norm recalibration, validation, test): the whole
-search costs what training and scoring one network cost, counted in the records.
+largest signal-to-noise ratio, and training goes on from the same function. A decision costs no
+extra pass, and only the last part is scored (batch-norm recalibration, validation, test): the
+whole search costs what training and scoring one network cost, counted in the records.
 
 Records: one per part (``p00``, ``p01``, ...; the last is the found network, the others have
 no accuracies). The decisions (``decisions.json`` and ``result.extras["decisions"]``: epoch,
@@ -171,9 +171,8 @@ def _check_parts(bounds: list[float], num_train: int, batch_size: int, needed: i
     if short:
         raise ValueError(
             f"part {short[0]} of the run has {steps[short[0]]} training steps ({steps_per_epoch} per epoch); "
-            f"its relaxation tests need at least {needed} to be able to reject at --alpha (over every layer "
-            "and decision): "
-            "train longer, decide later (decide_at) or raise alpha"
+            f"its relaxation tests need at least {needed} to reject at --alpha over every layer and "
+            "decision; train longer, decide later (decide_at) or raise alpha"
         )
 
 

@@ -28,16 +28,18 @@ consecutive blocks ``X_1..X_M`` (``n_m`` steps each; a block per step until ther
     signal s = U / sum_{b != c} n_b n_c             (unbiased estimate of ||Q mu||^2 per step)
     noise  n = sum_m (||x_m||^2 - n_m^2 s) / sum_m n_m   (one step's noise energy in Q's span)
 
-Under the null, flipping the sign of any block leaves the distribution of the blocks unchanged
-(a mirror in ``K`` outside ``H`` flips the freed part of a batch's gradient, and the data gives
-the mirrored batch the same chance), whatever the dimension and the shape of the noise: a few
-noisy directions (the first layer of a network has few) do not pass for signal. So every sign
-pattern ``eps`` in ``{-1, +1}^M`` gives a draw ``U(eps) = sum_{b != c} eps_b eps_c <x_b, x_c>``
-of the null distribution. The candidates ``H`` of one layer are tested together (max-T): with
-``t_H(eps) = U_H(eps) / sd_H`` (``sd_H^2 = 2 sum_{b != c} <x_b, x_c>^2``, the variance of
-``U_H(eps)``), the p-value of ``H`` is the fraction of patterns with ``max_H' t_H'(eps) >= t_H``,
-so ``p_H <= alpha`` for some ``H`` has chance at most ``alpha`` when the layer's whole family is
-null, however strongly its candidates' freed spaces overlap. It is exact over all ``2^(M-1)``
+Under the null, flipping the sign of a block leaves the distribution of the blocks unchanged:
+exactly for an index-2 subgroup (the elements of ``K`` outside ``H`` act as -1 on the freed
+directions, and symmetric data gives a batch and its transformed copy the same chance), and to
+a good approximation for mean-zero blocks otherwise -- whatever the dimension and the shape of
+the noise, so a few noisy directions (the first layer of a network has few) do not pass for
+signal. So every sign pattern ``eps`` in ``{-1, +1}^M`` gives a draw
+``U(eps) = sum_{b != c} eps_b eps_c <x_b, x_c>`` of the null distribution. The candidates ``H``
+of one layer are tested together (max-T): with ``t_H(eps) = U_H(eps) / sd_H`` (``sd_H^2 =
+2 sum_{b != c} <x_b, x_c>^2``, the variance of ``U_H(eps)``), the p-value of ``H`` is the
+fraction of patterns with ``max_H' t_H'(eps) >= t_H``, so ``p_H <= alpha`` for some ``H`` has
+chance at most ``alpha`` when the layer's whole family is null, however strongly its
+candidates' freed spaces overlap. It is exact over all ``2^(M-1)``
 patterns for ``M <= EXACT_BLOCKS`` and a Monte Carlo estimate with ``DRAWS`` seeded draws above.
 
 The steps sample the gradient of the training set, not of the data distribution: a set of
@@ -134,10 +136,8 @@ def _sign_patterns(count: int) -> tuple[torch.Tensor, int]:
     every pattern up to the global sign (which leaves ``U(eps)`` unchanged) for small ``count``,
     else ``DRAWS`` seeded draws plus the observed pattern itself."""
     if count <= EXACT_BLOCKS:
-        rest = torch.tensor(list(itertools.product((1.0, -1.0), repeat=count - 1)), dtype=torch.float64)
-        return torch.cat(
-            [torch.ones(len(rest), 1, dtype=torch.float64), rest.reshape(len(rest), -1)], dim=1
-        ), 0
+        patterns = [(1.0, *rest) for rest in itertools.product((1.0, -1.0), repeat=count - 1)]
+        return torch.tensor(patterns, dtype=torch.float64), 0
     generator = torch.Generator().manual_seed(0)
     return torch.randint(0, 2, (DRAWS, count), generator=generator).double() * 2 - 1, 1
 
@@ -230,15 +230,8 @@ class GradientRecorder:
                 tests.append({})
                 continue
             grams = torch.stack([freed_gram(cross, ambient, h, current) for h in candidates])
-            tests.append(
-                dict(
-                    zip(
-                        [h.name for h in candidates],
-                        sign_flip_tests(grams, sizes, self.allowance),
-                        strict=True,
-                    )
-                )
-            )
+            results = sign_flip_tests(grams, sizes, self.allowance)
+            tests.append({h.name: result for h, result in zip(candidates, results, strict=True)})
         return {"groups": [g.name for g in groups], "steps": self.num_steps, "blocks": sizes, "tests": tests}
 
 
