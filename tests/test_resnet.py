@@ -399,9 +399,9 @@ def test_equinas_testing_reads_resnets_and_their_blocks() -> None:
 def test_equinas_g_on_the_resnet(tmp_path) -> None:
     """The signal covers every conv of a unit (a block's skip projection shares its group) and the
     found network's groups follow the recorded relaxations."""
-    # 12 steps: a first part of 6; alpha 0.5 over 5 layers and 1 decision (level 0.1) needs 5
+    # 24 steps: a first part of 12; alpha 0.5 over 5 layers and 1 decision (level 0.1) needs 5
     method = make_method("equinas_g", decide_at=(0.5,), alpha=0.5)
-    result = run_search(method, context(tmp_path, epochs=1.0, batch_size=8))
+    result = run_search(method, context(tmp_path, epochs=2.0, batch_size=8))
     first, last = result.candidates
     assert len(first.extra["signal"]["tests"]) == 5 == len(last.groups)
     (decision,) = result.extras["decisions"]
