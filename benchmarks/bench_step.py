@@ -55,33 +55,43 @@ PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
 MATMUL_SIZE = 2048
 
 
-def equinas_net(group: str) -> nn.Module:
+def equinas_net(
+    group: str, widths: tuple[int, ...] = WIDTHS, pools: tuple[int, ...] = POOLS, hidden: int | None = None
+) -> nn.Module:
     torch.manual_seed(0)
-    return EquivariantCNN(backbone(group, widths=WIDTHS, pools_after=POOLS, hidden=None))
+    return EquivariantCNN(backbone(group, widths=widths, pools_after=pools, hidden=hidden))
 
 
-def plain_net() -> nn.Module:
-    """A CNN with the equinas network's conv channels (``width * |D4|``), pools and head."""
+def plain_net(
+    widths: tuple[int, ...] = WIDTHS, pools: tuple[int, ...] = POOLS, hidden: int | None = None
+) -> nn.Module:
+    """A CNN with the equinas network's conv channels (``width * |D4|``), pools and head (a global
+    mean pool, then a hidden layer of ``hidden`` units if given, then the classes)."""
     torch.manual_seed(0)
     layers: list[nn.Module] = []
     channels = 1
-    for i, width in enumerate(WIDTHS):
+    for i, width in enumerate(widths):
         out = width * ORDER
         layers += [nn.Conv2d(channels, out, 5, padding=2, bias=False), nn.BatchNorm2d(out), nn.ReLU()]
-        if i in POOLS:
+        if i in pools:
             layers.append(nn.MaxPool2d(2))
         channels = out
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, 10)]
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    if hidden:
+        layers += [nn.Linear(channels, hidden), nn.ReLU()]
+        channels = hidden
+    layers.append(nn.Linear(channels, 10))
     return nn.Sequential(*layers)
 
 
-def networks(device: torch.device, groups: list[str]) -> dict[str, nn.Module]:
-    """``{name: model}``: equinas nets (per group) and plain nets in both layouts, on ``device``."""
+def networks(device: torch.device, groups: list[str], **shape) -> dict[str, nn.Module]:
+    """``{name: model}``: equinas nets (per group) and plain nets in both layouts, on ``device``;
+    ``shape``: ``widths``, ``pools``, ``hidden`` (default: the demo network)."""
     nets = {}
     for layout, fmt in LAYOUTS.items():
         for group in groups:
-            nets[f"equinas_{group}_{layout}"] = set_memory_format(equinas_net(group), fmt).to(device)
-        nets[f"plain_{layout}"] = plain_net().to(device=device, memory_format=fmt)
+            nets[f"equinas_{group}_{layout}"] = set_memory_format(equinas_net(group, **shape), fmt).to(device)
+        nets[f"plain_{layout}"] = plain_net(**shape).to(device=device, memory_format=fmt)
     return nets
 
 

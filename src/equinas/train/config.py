@@ -43,11 +43,11 @@ def _augment(value: Any) -> str | None:
     return None if value == "none" else value
 
 
-
 def step_at(epochs: float, steps_per_epoch: int) -> int:
     """The training step at which ``epochs`` epochs end: where a span stopping there stops and a
     span starting there starts, so consecutive spans share no step and skip none."""
     return math.ceil(epochs * steps_per_epoch - 1e-9)
+
 
 @dataclass(frozen=True)
 class TrainConfig(Settings):
