@@ -39,8 +39,8 @@ of one layer are tested together (max-T): with ``t_H(eps) = U_H(eps) / sd_H`` (`
 2 sum_{b != c} <x_b, x_c>^2``, the variance of ``U_H(eps)``), the p-value of ``H`` is the
 fraction of patterns with ``max_H' t_H'(eps) >= t_H``, so ``p_H <= alpha`` for some ``H`` has
 chance at most ``alpha`` when the layer's whole family is null, however strongly its
-candidates' freed spaces overlap. It is exact over all ``2^(M-1)``
-patterns for ``M <= EXACT_BLOCKS`` and a Monte Carlo estimate with ``DRAWS`` seeded draws above.
+candidates' freed spaces overlap. It is exact over all ``2^(M-1)`` patterns for
+``M <= EXACT_BLOCKS`` and a Monte Carlo estimate with ``DRAWS`` seeded draws above.
 
 The steps sample the gradient of the training set, not of the data distribution: a set of
 ``N`` images drawn from a symmetric distribution has an asymmetry of its own, which gives its
