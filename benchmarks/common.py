@@ -34,11 +34,21 @@ def median_time(fn: Callable[[], object], repeats: int, warmup: int = 2, device:
     return statistics.median(times)
 
 
+def _cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; the platform's processor string elsewhere)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor()
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
+
+
 def machine() -> dict:
     """Where the numbers were taken."""
     info = {
         "torch": torch.__version__,
         "python": platform.python_version(),
+        "cpu_model": _cpu_model(),
         "cpu_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
     }

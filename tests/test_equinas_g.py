@@ -166,13 +166,12 @@ def test_the_sign_flip_test_finds_a_mean_and_estimates_it_without_bias():
     gen = torch.Generator().manual_seed(0)
     mean = torch.zeros(20, dtype=torch.float64)
     mean[:4] = 0.5  # ||mu||^2 = 1 per step, noise energy 20 per step
-    signals, noises, ps = [], [], []
-    for _ in range(200):
-        steps = mean + torch.randn(12, 20, generator=gen, dtype=torch.float64)
-        test = sign_flip_test(_gram(steps), [1] * 12)
-        signals.append(test["signal"]), noises.append(test["noise"]), ps.append(test["p"])
-    assert sum(signals) / len(signals) == pytest.approx(1.0, abs=0.3)
-    assert sum(noises) / len(noises) == pytest.approx(20.0, rel=0.05)
+    tests = [
+        sign_flip_test(_gram(mean + torch.randn(12, 20, generator=gen, dtype=torch.float64)), [1] * 12)
+        for _ in range(200)
+    ]
+    assert sum(t["signal"] for t in tests) / len(tests) == pytest.approx(1.0, abs=0.3)
+    assert sum(t["noise"] for t in tests) / len(tests) == pytest.approx(20.0, rel=0.05)
     strong = mean * 3 + torch.randn(12, 20, generator=gen, dtype=torch.float64)
     assert sign_flip_test(_gram(strong), [1] * 12)["p"] < 1e-3
 
