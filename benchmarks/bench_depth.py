@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 import torch
 from bench_step import eval_batch, networks, peak_rates, plain_net, train_step, uptime
-from common import write_json
+from common import machine, write_json
 
 from equinas.train import TrainConfig
 from equinas.train.cost import macs_per_image
@@ -124,6 +124,7 @@ def main() -> None:
             "batch": BATCH,
             "eval_batch": TrainConfig().eval_batch_size,
         },
+        "machine": {**machine(), "native_bf16": native_bf16(torch.device("cpu"))},
         "uptime_before": before,
         "train_vs_plain_channels_last": worst_ratio(one["train_cpu_ms"], "float32") if one else None,
         "eval_vs_plain_channels_last": worst_ratio(one["eval_cpu_ms"], "float32") if one else None,
