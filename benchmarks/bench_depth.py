@@ -23,12 +23,10 @@ train, wall time of one thread over two, per network).
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
-from collections.abc import Callable
 
 import torch
-from bench_step import eval_batch, networks, peak_rates, plain_net, train_step, uptime
+from bench_step import eval_batch, interleaved, networks, peak_rates, plain_net, train_step, uptime
 from common import machine, write_json
 
 from equinas.train import TrainConfig
@@ -37,24 +35,6 @@ from equinas.train.runtime import keep_freed_memory, native_bf16
 
 PAPER_WIDTHS, POOLS, HIDDEN, SIZE, BATCH = (16, 16, 16, 16, 32, 32, 32, 32), (2, 4), 64, 28, 64
 GROUPS = ("C4", "D4")
-
-
-def timed(fns: dict[str, Callable[[], None]], repeats: int) -> tuple[dict[str, float], dict[str, float]]:
-    """Median wall and process-CPU seconds per function over ``repeats`` interleaved rounds, after a
-    warm-up round (process CPU time counts every thread a step uses)."""
-    wall: dict[str, list[float]] = {name: [] for name in fns}
-    cpu: dict[str, list[float]] = {name: [] for name in fns}
-    for round_ in range(repeats + 1):
-        for name, fn in fns.items():
-            start, start_cpu = time.perf_counter(), time.process_time()
-            fn()
-            if round_:
-                wall[name].append(time.perf_counter() - start)
-                cpu[name].append(time.process_time() - start_cpu)
-    return (
-        {n: statistics.median(t) for n, t in wall.items()},
-        {n: statistics.median(t) for n, t in cpu.items()},
-    )
 
 
 def measure(scale: float, threads: int, precisions: dict, repeats: int) -> dict:
@@ -71,8 +51,9 @@ def measure(scale: float, threads: int, precisions: dict, repeats: int) -> dict:
         for precision, dtype in precisions.items():
             train_fns[f"{name}@{precision}"] = train_step(model, images, labels, dtype)
             eval_fns[f"{name}@{precision}"] = eval_batch(model, eval_images, dtype)
-    train_wall, train_cpu = timed(train_fns, repeats)
-    eval_wall, eval_cpu = timed(eval_fns, 2 * repeats)
+    # process CPU time: every thread a step uses
+    train_wall, train_cpu = interleaved(train_fns, repeats, lambda: None, time.process_time)
+    eval_wall, eval_cpu = interleaved(eval_fns, 2 * repeats, lambda: None, time.process_time)
     step_macs = 3 * BATCH * macs_per_image(plain_net(**shape), images[0])
     return {
         "widths": widths,

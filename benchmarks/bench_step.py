@@ -126,21 +126,24 @@ def eval_batch(model: nn.Module, images: torch.Tensor, dtype: torch.dtype | None
 
 
 def interleaved(
-    fns: dict[str, Callable[[], None]], repeats: int, sync: Callable[[], None]
+    fns: dict[str, Callable[[], None]],
+    repeats: int,
+    sync: Callable[[], None],
+    cpu_clock: Callable[[], float] = time.thread_time,
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Median wall and CPU seconds per function over ``repeats`` rounds (one call each), after a
-    warm-up round."""
+    """Median wall and CPU seconds (``cpu_clock``: this thread's by default) per function over
+    ``repeats`` rounds (one call each), after a warm-up round."""
     wall: dict[str, list[float]] = {name: [] for name in fns}
     cpu: dict[str, list[float]] = {name: [] for name in fns}
     for round_ in range(repeats + 1):
         for name, fn in fns.items():
             sync()
-            start, start_cpu = time.perf_counter(), time.thread_time()
+            start, start_cpu = time.perf_counter(), cpu_clock()
             fn()
             sync()
             if round_:
                 wall[name].append(time.perf_counter() - start)
-                cpu[name].append(time.thread_time() - start_cpu)
+                cpu[name].append(cpu_clock() - start_cpu)
     median = statistics.median
     return {n: median(t) for n, t in wall.items()}, {n: median(t) for n, t in cpu.items()}
 
