@@ -105,7 +105,7 @@ def main() -> None:
             "batch": BATCH,
             "eval_batch": TrainConfig().eval_batch_size,
         },
-        "machine": {**machine(), "native_bf16": native_bf16(torch.device("cpu"))},
+        "machine": {**machine(), "native_bf16": "bfloat16" in precisions},
         "uptime_before": before,
         "train_vs_plain_channels_last": worst_ratio(one["train_cpu_ms"], "float32") if one else None,
         "eval_vs_plain_channels_last": worst_ratio(one["eval_cpu_ms"], "float32") if one else None,

@@ -63,7 +63,8 @@ def run_args(out: Path, widths: str, epochs: float) -> argparse.Namespace:
 
 
 def label(entry: str) -> str:
-    return entry.replace(":", "-").replace("@", "-")
+    """The run label ``compare_methods`` gives ``entry`` (``fixed:C4`` -> ``fixed-C4``)."""
+    return compare_methods.method_settings(entry, {})[0]
 
 
 def result(out: Path, entry: str, seed: int) -> dict | None:
@@ -147,6 +148,7 @@ def groups_figure(table: list[dict], path: Path) -> None:
     archs += [
         (f"paper {name}", list(groups)) for name, groups in PAPER_ARCHITECTURES.items() if "rotmnist" in name
     ]
+    layers = max(len(groups) for _, groups in archs)
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(archs) + 1.2))
     for row, (_, groups) in enumerate(archs):
         for col, group in enumerate(groups):
@@ -155,9 +157,9 @@ def groups_figure(table: list[dict], path: Path) -> None:
             ax.add_patch(plt.Rectangle((col, row), 1, 1, color=plt.cm.viridis(shade)))
             ink = "black" if shade > 0.6 else "white"
             ax.text(col + 0.5, row + 0.5, group, ha="center", va="center", fontsize=7, color=ink)
-    ax.set_xlim(0, 8)
+    ax.set_xlim(0, layers)
     ax.set_ylim(len(archs), 0)
-    ax.set_xticks([i + 0.5 for i in range(8)], [f"layer {i + 1}" for i in range(8)], fontsize=7)
+    ax.set_xticks([i + 0.5 for i in range(layers)], [f"layer {i + 1}" for i in range(layers)], fontsize=7)
     ax.set_yticks([i + 0.5 for i in range(len(archs))], [name for name, _ in archs], fontsize=7)
     ax.set_title("Groups per layer: EquiNAS_G (this profile) and the paper's EquiNAS_E finds", fontsize=9)
     fig.tight_layout()

@@ -191,12 +191,10 @@ class GradientRecorder:
         ]
         self.actions = {id(c): c.basis.action(c.ambient).float() for unit in self.units for c in unit}
         self.blocks = {id(c): _Blocks(max_blocks) for unit in self.units for c in unit}
-        self.steps = {id(c): 0 for unit in self.units for c in unit}
 
     def _hook(self, conv: RegularConv):
         def record(grad: torch.Tensor) -> None:
             self.blocks[id(conv)].add(filter_grid(conv, grad.detach().float()).cpu())
-            self.steps[id(conv)] += 1
 
         return record
 
@@ -213,7 +211,7 @@ class GradientRecorder:
 
     @property
     def num_steps(self) -> int:
-        return min(self.steps.values(), default=0)
+        return min((sum(b.sizes) for b in self.blocks.values()), default=0)
 
     def stats(self) -> dict[str, Any]:
         ambient = self.model.ambient
