@@ -29,8 +29,8 @@ import torch
 from bench_step import eval_batch, interleaved, networks, peak_rates, plain_net, train_step, uptime
 from common import machine, write_json
 
+from equinas.metrics.cost import macs_per_image
 from equinas.train import TrainConfig
-from equinas.train.cost import macs_per_image
 from equinas.train.runtime import keep_freed_memory, native_bf16
 
 PAPER_WIDTHS, POOLS, HIDDEN, SIZE, BATCH = (16, 16, 16, 16, 32, 32, 32, 32), (2, 4), 64, 28, 64

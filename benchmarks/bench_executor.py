@@ -25,7 +25,7 @@ from common import write_json
 from equinas.data import load_task
 from equinas.execution import LocalExecutor, ProcessExecutor, available_cores
 from equinas.search import BackboneSettings, SearchContext, make_method, run_search
-from equinas.search.records import RunDirectory
+from equinas.search.run_directory import RunDirectory
 from equinas.train import TrainConfig
 
 

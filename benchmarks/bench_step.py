@@ -13,7 +13,7 @@ channels-last; each in float32 and under bf16 autocast (``--precisions``). Timed
   (validation and test of the same size, batch-norm recalibration on), the whole engine, for the
   D4 network in its ``auto`` layout and the plain NCHW floor, in every precision;
 * ``rate``: multiply-adds per second of a train step (3 x the forward MACs, the cost convention
-  of ``equinas.train.cost``, counted on the plain network: the same conv shapes without the
+  of ``equinas.metrics.cost``, counted on the plain network: the same conv shapes without the
   lifting conv's zero channel), against large float32 and bf16 matmuls (``torch.mm``, 2048^2) and
   a large channels-last conv (64 -> 64 channels, 5x5, 28x28, batch 64) on the same core.
 
@@ -41,10 +41,10 @@ from common import write_json
 from torch import nn
 
 from equinas.data.task import Split, TaskData
+from equinas.metrics.cost import macs_per_image
 from equinas.models import EquivariantCNN, backbone
 from equinas.nn.layout import set_memory_format
 from equinas.train import TrainConfig, train
-from equinas.train.cost import macs_per_image
 from equinas.train.optim import build_optimizer
 from equinas.train.runtime import keep_freed_memory, memory_format
 

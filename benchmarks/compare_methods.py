@@ -42,11 +42,11 @@ import torch
 from equinas.atomic import atomic_write_text
 from equinas.cli.common import add_setting_groups, backbone_settings, data_settings, train_config
 from equinas.execution import LocalExecutor, end_with_parent
+from equinas.metrics.cost import Cost
 from equinas.report import comparison_plot, comparison_table, write_report
 from equinas.report.tables import grouped_runs
 from equinas.search import SearchContext, make_method, run_search
-from equinas.search.records import RunDirectory
-from equinas.train.cost import Cost
+from equinas.search.run_directory import RunDirectory
 
 GROUP_SETTING = {"fixed": "groups", "prior": "targets", "rpp": "group", "rgconv": "group", "cr": "group"}
 

@@ -49,7 +49,7 @@ from equinas.cli.common import data_settings  # noqa: E402
 from equinas.groups import PlanarGroup, act_on_images, generated_subgroup, parse_group  # noqa: E402
 from equinas.metrics import invariance_group  # noqa: E402
 from equinas.models import build_model  # noqa: E402
-from equinas.search.records import RunDirectory  # noqa: E402
+from equinas.search.run_directory import RunDirectory  # noqa: E402
 
 AMBIENT = parse_group("D4")
 TASKS = ("mnist", "gmnist[hflip]", "gmnist[vflip]", "gmnist[rot]", "gmnist[rot,hflip]", "mnist-turns")

@@ -85,7 +85,7 @@ def synthetic_search_context(path, executor, seed: int = 0):
     """A search on ``synthetic_task()`` into run directory ``path``: a tiny network (fields 1, 2),
     half an epoch per candidate, one torch thread, no progress bars."""
     from equinas.search import BackboneSettings, SearchContext
-    from equinas.search.records import RunDirectory
+    from equinas.search.run_directory import RunDirectory
     from equinas.train import TrainConfig
 
     return SearchContext(

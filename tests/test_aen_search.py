@@ -17,7 +17,8 @@ from equinas.data.task import Split, TaskData
 from equinas.execution import LocalExecutor
 from equinas.groups import parse_group
 from equinas.search import BackboneSettings, SearchContext, make_method, run_search
-from equinas.search.aen import (
+from equinas.search.dqn import DQNAgent, ReplayMemory, Transition
+from equinas.search.methods.aen import (
     FC_EPSILON,
     GCNN_EPSILON,
     AENGCNNSettings,
@@ -27,8 +28,7 @@ from equinas.search.aen import (
     reward,
     target_sync_due,
 )
-from equinas.search.dqn import DQNAgent, ReplayMemory, Transition
-from equinas.search.records import RunDirectory
+from equinas.search.run_directory import RunDirectory
 from equinas.train import TrainConfig
 
 TRAIN = TrainConfig(epochs=1, batch_size=32, lr=3e-3, num_threads=1)

@@ -16,13 +16,13 @@ from equinas.cli import main
 from equinas.execution import LocalExecutor
 from equinas.groups import act_on_images, parse_group
 from equinas.metrics import equivariance_summary
+from equinas.metrics.cost import macs_per_image
 from equinas.models import EquivariantCNN, backbone, build_model
 from equinas.models.lps import ElementLogits, LPSSpec, gumbel_draw
 from equinas.models.symmetry_breaking import SymmetryBreakingSpec
 from equinas.search import BackboneSettings, SearchContext, make_method, run_search
-from equinas.search.records import RunDirectory
+from equinas.search.run_directory import RunDirectory
 from equinas.train import TrainConfig
-from equinas.train.cost import macs_per_image
 
 SMALL = dict(widths=(2, 2), pools_after=(0,), kernel_size=3, hidden=None, num_classes=3)
 

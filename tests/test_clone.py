@@ -11,12 +11,12 @@ import torch
 from conftest import synthetic_task
 from equinas.execution import LocalExecutor
 from equinas.groups import parse_group
+from equinas.metrics.cost import macs_per_image
 from equinas.models import build_model
 from equinas.search import BackboneSettings, SearchContext, make_method, run_search
-from equinas.search.clone import CloneSettings
-from equinas.search.records import RunDirectory
+from equinas.search.methods.clone import CloneSettings
+from equinas.search.run_directory import RunDirectory
 from equinas.train import TrainConfig, train
-from equinas.train.cost import macs_per_image
 from equinas.train.distill import clone_logits, logit_distance, logit_loss
 
 BACKBONE = BackboneSettings(widths=(1, 2), pools_after=(0,), kernel_size=3, hidden=None)

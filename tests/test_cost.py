@@ -10,11 +10,11 @@ from torch import nn
 
 from conftest import synthetic_task
 from equinas.execution import LocalExecutor
+from equinas.metrics.cost import BACKWARD_FACTOR, ComputeMeter, Cost, macs_per_image
 from equinas.models import backbone, build_model
 from equinas.search import BackboneSettings, SearchContext, make_method, run_search
-from equinas.search.records import RunDirectory
+from equinas.search.run_directory import RunDirectory
 from equinas.train import TrainConfig, train
-from equinas.train.cost import BACKWARD_FACTOR, ComputeMeter, Cost, macs_per_image
 
 
 def conv_macs(size: int, widths: tuple[int, ...], pools_after: tuple[int, ...], k: int, order: int) -> int:

@@ -13,7 +13,7 @@ import torch.multiprocessing  # noqa: F401 - registers the shared-memory reducti
 from equinas.data import DataError, Split, from_arrays, load_task
 from equinas.execution import LocalExecutor
 from equinas.search import BackboneSettings, SearchContext, make_method, run_search
-from equinas.search.records import RunDirectory
+from equinas.search.run_directory import RunDirectory
 from equinas.train import TrainConfig
 
 CLASSES = 3

@@ -14,8 +14,8 @@ from equinas.metrics import relative_error
 from equinas.models import backbone, build_model
 from equinas.nn.mixed import HalvingSchedule, MixedGroupConv
 from equinas.search import BackboneSettings, SearchContext, make_method, run_search
-from equinas.search.equinas_d import EquiNASDSettings
-from equinas.search.records import RunDirectory
+from equinas.search.methods.equinas_d import EquiNASDSettings
+from equinas.search.run_directory import RunDirectory
 from equinas.train import TrainConfig, train
 
 D4 = parse_group("D4")

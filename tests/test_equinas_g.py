@@ -20,9 +20,8 @@ from equinas.metrics import invariance_group
 from equinas.models import EquivariantCNN, backbone, build_model
 from equinas.nn import GroupConv, LiftingConv
 from equinas.search import BackboneSettings, EquiNASGSettings, SearchContext, make_method, run_search
-from equinas.search.equinas_g import EquiNASG, min_steps
 from equinas.search.evaluate import CandidateJob, run_candidate
-from equinas.search.records import RunDirectory
+from equinas.search.methods.equinas_g import EquiNASG, min_steps
 from equinas.search.relaxation_signal import (
     EXACT_BLOCKS,
     GradientRecorder,
@@ -33,6 +32,7 @@ from equinas.search.relaxation_signal import (
     freed_gram,
     sign_flip_tests,
 )
+from equinas.search.run_directory import RunDirectory
 from equinas.train import TrainConfig, train
 
 D4 = parse_group("D4")

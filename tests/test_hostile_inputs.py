@@ -20,14 +20,15 @@ import pytest
 import torch
 
 from conftest import SMALL_NET_ARGS, needs_data, synthetic_task
+from equinas.atomic import atomic_write_text
 from equinas.cli import main
 from equinas.data import DataError, from_arrays, load_task
 from equinas.models import ArchSpec, SpecError, backbone
 from equinas.models.size import MAX_LAYERS
-from equinas.search.records import CandidateRecord, RunDirectory
+from equinas.search.record import CandidateRecord
+from equinas.search.run_directory import RunDirectory
 from equinas.train import TrainConfig, train
 from equinas.train.checkpoint import CheckpointError, load_checkpoint
-from equinas.train.files import atomic_write_text
 
 Image = pytest.importorskip("PIL.Image")
 SMALL_SPEC = backbone("D4", widths=(1, 2), pools_after=(0,), kernel_size=3, hidden=None).to_dict()

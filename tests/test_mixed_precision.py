@@ -16,7 +16,7 @@ from equinas.nn import GroupBatchNorm, GroupConv, LiftingConv, MixedGroupConv
 from equinas.nn.layout import set_memory_format
 from equinas.nn.relaxed import ConstraintRelaxedConv, RelaxedGroupConv, ResidualPathwayConv
 from equinas.search import BackboneSettings, SearchContext, make_method, run_search
-from equinas.search.records import RunDirectory
+from equinas.search.run_directory import RunDirectory
 from equinas.testing import TOLERANCES, assert_equivariant, equivariance_report
 from equinas.train import TrainConfig, Trainer, load_checkpoint, runtime, train
 from equinas.train.runtime import MixedPrecisionWarning

@@ -15,7 +15,7 @@ from equinas.models import BackboneSettings, SpecError, build_model
 from equinas.models.backbone import named_spec
 from equinas.models.paper import NAMES, PAPER_ARCHITECTURES, paper_groups
 from equinas.search import SearchContext, make_method, run_search
-from equinas.search.records import RunDirectory
+from equinas.search.run_directory import RunDirectory
 from equinas.train import TrainConfig
 
 QUARTER = BackboneSettings(widths=(1, 1, 1, 1, 2, 2, 2, 2), hidden=None)

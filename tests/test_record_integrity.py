@@ -15,7 +15,8 @@ from equinas.search import BackboneSettings, SearchContext, make_method, run_sea
 from equinas.search import evaluate as evaluate_module
 from equinas.search.base import best_of
 from equinas.search.evaluate import candidate_seed
-from equinas.search.records import CandidateRecord, RecordWarning, RunDirectory
+from equinas.search.record import CandidateRecord
+from equinas.search.run_directory import RecordWarning, RunDirectory
 from equinas.train import TrainConfig, TrainingDiverged
 
 BACKBONE = BackboneSettings(widths=(1, 2), pools_after=(0,), kernel_size=3, hidden=None)
@@ -158,7 +159,7 @@ def test_a_corrupt_state_file_is_named(tmp_path) -> None:
 
 
 def test_equinas_e_splits_its_lineage_budget_in_the_library() -> None:
-    from equinas.search.equinas_e import EquiNASESettings
+    from equinas.search.methods.equinas_e import EquiNASESettings
 
     def per_generation(epochs: float, **settings) -> float:
         return EquiNASESettings(**settings).for_lineage(epochs).epochs_per_generation

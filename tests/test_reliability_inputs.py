@@ -13,10 +13,13 @@ from conftest import SMALL_NET_ARGS, needs_data, synthetic_task
 from equinas.atomic import atomic_write_text
 from equinas.cli import main
 from equinas.models import EquivariantCNN, SpecError, backbone
-from equinas.search.aen import AENGCNNSettings, AENSettings
-from equinas.search.baselines import FixedSettings, LayerKindSettings, PriorSettings, RandomSettings
-from equinas.search.equinas_d import EquiNASDSettings
-from equinas.search.equinas_e import EquiNASESettings
+from equinas.search.methods.aen import AENGCNNSettings, AENSettings
+from equinas.search.methods.equinas_d import EquiNASDSettings
+from equinas.search.methods.equinas_e import EquiNASESettings
+from equinas.search.methods.fixed import FixedSettings
+from equinas.search.methods.layer_kinds import LayerKindSettings
+from equinas.search.methods.prior import PriorSettings
+from equinas.search.methods.random_search import RandomSettings
 from equinas.search.validation import validate_method_settings
 
 SMALL = ["--train-size", "64", "--val-size", "32", "--test-size", "32", "--epochs", "0.2", "--quiet"]
@@ -178,7 +181,7 @@ def test_evaluate_checks_its_output_before_computing(tmp_path, capsys) -> None:
 def finished_run(tmp_path_factory) -> Path:
     from equinas.execution import LocalExecutor
     from equinas.search import BackboneSettings, SearchContext, make_method, run_search
-    from equinas.search.records import RunDirectory
+    from equinas.search.run_directory import RunDirectory
     from equinas.train import TrainConfig
 
     path = tmp_path_factory.mktemp("runs") / "fixed-seed0"

@@ -19,14 +19,14 @@ from equinas.execution import LocalExecutor
 from equinas.export import export_plain, export_torchscript
 from equinas.groups import act_on_features, intersection, parse_group, subgroups
 from equinas.metrics import equivariance_error, equivariance_summary, relative_error
+from equinas.metrics.cost import macs_per_image
 from equinas.models import ArchSpec, EquivariantCNN, ResidualCNN, SpecError, backbone, build_network
 from equinas.morphisms import relax_network
 from equinas.nn import GroupConv, SpatialPool
 from equinas.search import BackboneSettings, SearchContext, make_method, run_search
-from equinas.search.records import RunDirectory
+from equinas.search.run_directory import RunDirectory
 from equinas.testing import assert_equivariant
 from equinas.train import TrainConfig
-from equinas.train.cost import macs_per_image
 
 D4 = parse_group("D4")
 # stem 2, an identity block of 2, a pool, a projection block of 3: layers 0 | 1 2 | 3 4

@@ -15,14 +15,14 @@ from conftest import synthetic_task
 from equinas.execution import LocalExecutor
 from equinas.locking import LockHeld, locked_file
 from equinas.models import backbone, build_model
+from equinas.run_lock import LOCK_NAME, RunDirectoryBusy, hold_run_directory
 from equinas.search import BackboneSettings, SearchContext, make_method, run_search
-from equinas.search.records import RunDirectory
+from equinas.search.run_directory import RunDirectory
 from equinas.train import TrainConfig, train
-from equinas.train.run_lock import LOCK_NAME, RunDirectoryBusy, hold_run_directory
 
 HOLD = """
 import sys, time
-from equinas.train.run_lock import hold_run_directory
+from equinas.run_lock import hold_run_directory
 with hold_run_directory(sys.argv[1]):
     print("held", flush=True)
     time.sleep(60)

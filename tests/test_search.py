@@ -14,8 +14,9 @@ from equinas.execution import LocalExecutor
 from equinas.metrics import relative_error
 from equinas.models import ArchSpec, build_model
 from equinas.search import BackboneSettings, SearchContext, make_method, run_search
-from equinas.search.equinas_e import EquiNASE, EquiNASESettings, relaxations
-from equinas.search.records import CandidateRecord, RunDirectory
+from equinas.search.methods.equinas_e import EquiNASE, EquiNASESettings, relaxations
+from equinas.search.record import CandidateRecord
+from equinas.search.run_directory import RunDirectory
 from equinas.search.selection import dominates, pareto_fronts, pareto_select, top_k
 from equinas.train import TrainConfig
 

@@ -183,7 +183,7 @@ def test_command_line_and_python_give_identical_records(tmp_path, capsys) -> Non
     from equinas.data import from_arrays
     from equinas.execution import LocalExecutor
     from equinas.search import SearchContext, make_method, run_search
-    from equinas.search.records import RunDirectory
+    from equinas.search.run_directory import RunDirectory
 
     task = write_task(tmp_path / "task.npz")
     assert (

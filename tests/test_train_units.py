@@ -13,10 +13,10 @@ from torch import nn
 
 from equinas.atomic import atomic_write, atomic_write_text, remove_stale_temp_files
 from equinas.data.task import Split
+from equinas.runlog import jsonable
 from equinas.train import CheckpointError, TrainConfig, evaluate, load_checkpoint
 from equinas.train.optim import LRSchedule
 from equinas.train.rng import capture_rng_state, derived_generator, restore_rng_state
-from equinas.train.runlog import jsonable
 
 
 def schedule(steps_per_epoch: int = 10, total_steps: int = 100, **config) -> LRSchedule:

@@ -27,7 +27,7 @@ from equinas.data import load_task
 from equinas.execution import ProcessExecutor
 from equinas.report import comparison_plot, comparison_table, write_report
 from equinas.search import BackboneSettings, SearchContext, make_method, run_search
-from equinas.search.records import RunDirectory
+from equinas.search.run_directory import RunDirectory
 from equinas.train import TrainConfig
 from equinas.train.runtime import native_bf16, resolve_device
 

@@ -93,11 +93,11 @@ def run_directory(args: argparse.Namespace) -> str | None:
 
 
 def run_directory_lock(args: argparse.Namespace) -> contextlib.AbstractContextManager:
-    """The lock of the command's run directory (``equinas.train.run_lock``), if it has one: taken
+    """The lock of the command's run directory (``equinas.run_lock``), if it has one: taken
     before anything is read or written, so a second command on it stops at once."""
     run_dir = run_directory(args)
     if run_dir is None:
         return contextlib.nullcontext()
-    from equinas.train.run_lock import hold_run_directory
+    from equinas.run_lock import hold_run_directory
 
     return hold_run_directory(run_dir)

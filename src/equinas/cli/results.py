@@ -69,8 +69,8 @@ def _check_run_dirs(run_dirs: list[str]) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from equinas.atomic import atomic_write_text
+    from equinas.files import output_file_problem
     from equinas.report import comparison_plot, comparison_table, write_report
-    from equinas.train.files import output_file_problem
 
     _check_run_dirs(args.run_dirs)
     problem = output_file_problem(args.output) if args.output else None

@@ -45,7 +45,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from equinas.execution.settings import ExecutorSettings
     from equinas.report import write_report
     from equinas.search import METHODS, SearchContext, run_search
-    from equinas.search.records import RunDirectory
+    from equinas.search.run_directory import RunDirectory
     from equinas.train.config import TrainConfig
 
     method_cls, settings_cls = METHODS[args.method]

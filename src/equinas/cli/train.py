@@ -99,11 +99,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from equinas.atomic import atomic_write_text
+    from equinas.files import output_file_problem
     from equinas.metrics import equivariance_summary
     from equinas.models import build_model
     from equinas.train import evaluate, load_checkpoint
     from equinas.train.checkpoint import checkpoint_spec
-    from equinas.train.files import output_file_problem
 
     problem = output_file_problem(args.output) if args.output else None
     if problem:

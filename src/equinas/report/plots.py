@@ -14,10 +14,10 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
 from equinas.atomic import atomic_write  # noqa: E402
+from equinas.metrics.cost import Cost  # noqa: E402
 from equinas.report.tables import TERA  # noqa: E402
-from equinas.search.records import CandidateRecord  # noqa: E402
+from equinas.search.record import CandidateRecord  # noqa: E402
 from equinas.search.selection import pareto_fronts  # noqa: E402
-from equinas.train.cost import Cost  # noqa: E402
 
 
 def _save(fig: Any, path: Path) -> None:

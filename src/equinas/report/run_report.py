@@ -8,7 +8,7 @@ from equinas.atomic import atomic_write_text
 from equinas.groups import subgroups
 from equinas.report import plots
 from equinas.report.tables import TERA, candidates_table, grouped_runs, number, run_summary
-from equinas.search.records import RunDirectory
+from equinas.search.run_directory import RunDirectory
 
 
 def comparison_plot(run_dirs: list[str | Path], path: str | Path, label: str = "method") -> Path:

@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from equinas.search.records import CandidateRecord, RunDirectory
+from equinas.metrics.cost import Cost
+from equinas.search.record import CandidateRecord
+from equinas.search.run_directory import RunDirectory
 from equinas.search.selection import pareto_fronts
-from equinas.train.cost import Cost
 
 TERA = 1e12
 

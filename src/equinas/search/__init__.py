@@ -4,13 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from equinas.search.aen import AENGCNNSearch, AENGCNNSettings, AENSearch, AENSettings
-from equinas.search.approximate import (
-    LPSSearch,
-    LPSSettings,
-    SymmetryBreakingSearch,
-    SymmetryBreakingSettings,
-)
 from equinas.search.base import (
     BackboneSettings,
     Evaluator,
@@ -20,25 +13,25 @@ from equinas.search.base import (
     best_of,
     run_search,
 )
-from equinas.search.baselines import (
+from equinas.search.methods.aen import AENGCNNSearch, AENGCNNSettings, AENSearch, AENSettings
+from equinas.search.methods.clone import CloneSettings, SymmetryCloning
+from equinas.search.methods.equinas_d import EquiNASD, EquiNASDSettings
+from equinas.search.methods.equinas_e import EquiNASE, EquiNASESettings
+from equinas.search.methods.equinas_g import EquiNASG, EquiNASGSettings
+from equinas.search.methods.fixed import FixedGroups, FixedSettings
+from equinas.search.methods.grid import GridSearch, GridSettings
+from equinas.search.methods.layer_kinds import (
     ConstraintRelaxation,
-    FixedGroups,
-    FixedSettings,
-    GridSearch,
-    GridSettings,
     LayerKindSettings,
-    PriorRelaxed,
-    PriorSettings,
-    RandomSearch,
-    RandomSettings,
     RelaxedConvBaseline,
     RPPBaseline,
 )
-from equinas.search.clone import CloneSettings, SymmetryCloning
-from equinas.search.equinas_d import EquiNASD, EquiNASDSettings
-from equinas.search.equinas_e import EquiNASE, EquiNASESettings
-from equinas.search.equinas_g import EquiNASG, EquiNASGSettings
-from equinas.search.records import CandidateRecord, RunDirectory
+from equinas.search.methods.lps import LPSSearch, LPSSettings
+from equinas.search.methods.prior import PriorRelaxed, PriorSettings
+from equinas.search.methods.random_search import RandomSearch, RandomSettings
+from equinas.search.methods.symmetry_breaking import SymmetryBreakingSearch, SymmetryBreakingSettings
+from equinas.search.record import CandidateRecord
+from equinas.search.run_directory import RunDirectory
 
 METHODS: dict[str, tuple[type, type]] = {
     "equinas_e": (EquiNASE, EquiNASESettings),

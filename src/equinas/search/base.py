@@ -17,13 +17,14 @@ from tqdm.auto import tqdm
 
 from equinas.data.task import TaskData
 from equinas.execution import Executor
+from equinas.metrics.cost import Cost
 from equinas.models import ArchSpec, BackboneSettings
+from equinas.run_lock import hold_run_directory
 from equinas.search.evaluate import CandidateJob, candidate_seed, run_candidate
-from equinas.search.records import CandidateRecord, RunDirectory
+from equinas.search.record import CandidateRecord
+from equinas.search.run_directory import RunDirectory
 from equinas.search.validation import validate_search_settings
 from equinas.train import TrainConfig
-from equinas.train.cost import Cost
-from equinas.train.run_lock import hold_run_directory
 from equinas.train.runtime import check_amp, resolve_device
 
 

@@ -1,4 +1,4 @@
-"""A small deep-Q-learning agent over bit-vector states (used by the AEN searches, ``search.aen``).
+"""A small deep-Q-learning agent over bit-vector states (used by the AEN searches, ``search.methods.aen``).
 
 States are tuples of 0/1 bits, actions indices of bits. ``DQNAgent`` holds an epsilon-greedy
 policy network ``QNetwork`` (an MLP ``n -> 400 -> 400 -> 400 -> n`` with ReLUs on ``s / 10``), a

@@ -15,11 +15,11 @@ import torch
 
 from equinas.data.task import TaskData
 from equinas.metrics import equivariance_summary
+from equinas.metrics.cost import ComputeMeter
 from equinas.models import build_model, describe_layers
-from equinas.search.records import STATUS_DIVERGED, CandidateRecord
+from equinas.search.record import STATUS_DIVERGED, CandidateRecord
 from equinas.search.relaxation_signal import GradientRecorder
 from equinas.train import TrainConfig, TrainingDiverged, train
-from equinas.train.cost import ComputeMeter
 from equinas.train.tensorboard import TensorBoardLogger
 
 EQUIVARIANCE_BATCH = 32

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from equinas.search.records import CandidateRecord
+from equinas.search.record import CandidateRecord
 
 
 def _rank_key(r: CandidateRecord) -> tuple[float, int, str]:

@@ -18,6 +18,8 @@ from tqdm.auto import tqdm
 from equinas.atomic import remove_stale_temp_files
 from equinas.data.task import Split, TaskData
 from equinas.nn.layout import set_memory_format
+from equinas.run_lock import hold_run_directory
+from equinas.runlog import RunLog, jsonable
 from equinas.train import hooks
 from equinas.train.augment import Augmenter
 from equinas.train.checkpoint import (
@@ -38,8 +40,6 @@ from equinas.train.rng import (
     restore_rng_state,
     seed_everything,
 )
-from equinas.train.run_lock import hold_run_directory
-from equinas.train.runlog import RunLog, jsonable
 from equinas.train.runtime import (
     amp_dtype,
     autocast,

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from equinas.train.runlog import jsonable
+from equinas.runlog import jsonable
 
 
 def regularization_loss(model: nn.Module) -> torch.Tensor | float | None:

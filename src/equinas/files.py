@@ -1,16 +1,9 @@
-"""Checks that a folder or file can be written, and the atomic writers (``equinas.atomic``)."""
+"""Checks that a folder or file can be written (the writers are ``equinas.atomic``)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-
-from equinas.atomic import (  # noqa: F401  (re-exported: the writers of the training engine)
-    atomic_write,
-    atomic_write_text,
-    remove_stale_temp_files,
-    remove_stale_temp_files_under,
-)
 
 
 def directory_problem(path: str | os.PathLike) -> str | None:

@@ -31,7 +31,7 @@ from equinas.models import ArchSpec, build_model
 from equinas.morphisms import relax_network
 from equinas.search.base import Evaluator, SearchContext, SearchResult
 from equinas.search.evaluate import candidate_seed
-from equinas.search.records import CandidateRecord
+from equinas.search.record import CandidateRecord
 from equinas.search.relaxation_signal import decide
 from equinas.search.space import search_space, space_names
 from equinas.settings import Settings, setting

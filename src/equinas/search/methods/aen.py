@@ -48,7 +48,7 @@ from equinas.models.aen import AENSpec
 from equinas.search.base import Evaluator, SearchContext, SearchResult, best_of
 from equinas.search.dqn import DQNAgent, EpsilonSchedule, State, Transition
 from equinas.search.evaluate import CandidateJob, candidate_seed
-from equinas.search.records import CandidateRecord
+from equinas.search.record import CandidateRecord
 from equinas.settings import Settings, same_as, setting
 
 # -- schedule and reward ------------------------------------------------------------------------

@@ -33,15 +33,15 @@ from typing import Any, ClassVar
 
 import torch
 
+from equinas.metrics.cost import ComputeMeter
 from equinas.models import build_model, describe_layers
 from equinas.nn.mixed import HalvingSchedule
 from equinas.search.base import Evaluator, SearchContext, SearchResult, best_of
 from equinas.search.evaluate import candidate_seed, measure_equivariance
-from equinas.search.records import CandidateRecord
+from equinas.search.record import CandidateRecord
 from equinas.search.space import search_space, space_names
 from equinas.settings import Settings, same_as, setting
 from equinas.train import TrainConfig, evaluate
-from equinas.train.cost import ComputeMeter
 from equinas.train.norm_stats import recalibrate_batch_norm
 from equinas.train.rng import derived_generator
 from equinas.train.runtime import amp_dtype

@@ -16,8 +16,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from equinas.files import directory_problem
 from equinas.locking import LockHeld, locked_file
-from equinas.train.files import directory_problem
 
 LOCK_NAME = ".lock"
 _held: set[tuple[Path, int]] = set()  # (resolved folder, thread id) of the locks held here

@@ -26,14 +26,15 @@ import torch
 from torch import nn
 
 from equinas.groups import PlanarGroup, parse_group
+from equinas.metrics.cost import ComputeMeter
 from equinas.models import build_model, describe_layers
 from equinas.search.base import Evaluator, SearchContext, SearchResult, best_of
 from equinas.search.evaluate import candidate_seed, measure_equivariance
-from equinas.search.records import CandidateRecord, RunDirectory
+from equinas.search.record import CandidateRecord
+from equinas.search.run_directory import RunDirectory
 from equinas.settings import Settings, setting
 from equinas.train import TrainConfig, evaluate, load_checkpoint
 from equinas.train.checkpoint import CHECKPOINT_NAME, checkpoint_spec
-from equinas.train.cost import ComputeMeter
 from equinas.train.distill import CLONE_LOSSES, clone_logits, logit_distance
 from equinas.train.runtime import amp_dtype, resolve_device
 

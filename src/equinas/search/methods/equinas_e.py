@@ -32,7 +32,7 @@ from equinas.models import ArchSpec, build_model
 from equinas.morphisms import relax_network
 from equinas.search.base import Evaluator, SearchContext, SearchResult, best_of
 from equinas.search.evaluate import CandidateJob
-from equinas.search.records import CandidateRecord
+from equinas.search.record import CandidateRecord
 from equinas.search.selection import pareto_select, top_k
 from equinas.search.space import search_space, space_names
 from equinas.settings import Settings, setting

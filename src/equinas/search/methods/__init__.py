@@ -1,0 +1,1 @@
+"""The search methods, one module each; ``equinas.search.METHODS`` names them."""
