@@ -25,7 +25,7 @@ def _temp_prefix(path: Path) -> str:
     return f".{path.name}."
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
     """Call ``write`` on a temp file next to ``path``, flush and fsync it, then ``os.replace``.
 
     The handle is opened for reading too, so ``write`` may seek back and read what it wrote

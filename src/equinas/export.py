@@ -30,6 +30,7 @@ import copy
 import operator
 from collections import OrderedDict
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import fx, nn
@@ -49,12 +50,15 @@ def fold_batch_norm(conv: nn.Conv2d, norm: GroupBatchNorm) -> nn.Conv2d:
         gain, offset = norm.eval_affine(torch.float64)  # [C*|G|] each
     bias = conv.bias.detach().double() if conv.bias is not None else torch.zeros_like(gain)
     weight = conv.weight.detach().double() * gain[:, None, None, None]
-    folded = nn.Conv2d(
-        conv.in_channels, conv.out_channels, conv.kernel_size, padding=conv.padding, bias=True
-    ).to(device=conv.weight.device, dtype=conv.weight.dtype)
+    # a Conv2d's kernel size and padding are pairs (or a padding mode); torch types them as tuple[int, ...]
+    kernel_size = cast(tuple[int, int], conv.kernel_size)
+    padding = cast("str | tuple[int, int]", conv.padding)
+    folded = nn.Conv2d(conv.in_channels, conv.out_channels, kernel_size, padding=padding, bias=True).to(
+        device=conv.weight.device, dtype=conv.weight.dtype
+    )
     with torch.no_grad():
         folded.weight.copy_(weight)
-        folded.bias.copy_(gain * bias + offset)
+        cast(torch.Tensor, folded.bias).copy_(gain * bias + offset)  # built with bias=True
     return folded
 
 
@@ -116,7 +120,8 @@ def _export_residual(model: ResidualCNN) -> fx.GraphModule:
         return node
 
     x = chain(_block_modules(model.stem, 0), x)
-    for j, block in enumerate(model.residual_blocks, start=1):
+    for j, module in enumerate(model.residual_blocks, start=1):
+        block = cast(ResidualBlock, module)  # what ResidualCNN builds its residual_blocks of
         mods = _residual_modules(block, j)
         y = chain([(n, mods[n]) for n in (f"block{j}_conv1", f"block{j}_relu1", f"block{j}_conv2")], x)
         skip = chain([(f"block{j}_skip", mods[f"block{j}_skip"])], x) if block.skip is not None else x
@@ -135,28 +140,22 @@ def export_plain(model: SpecNetwork) -> nn.Module:
     (``SymmetryBreakingCNN``, whose learned maps have no standard module, LPS networks) raise
     ``TypeError``: trace the model itself instead.
     """
-    layout = next(
-        (
-            m.memory_format
-            for m in model.modules()
-            if isinstance(getattr(m, "memory_format", None), torch.memory_format)
-        ),
-        torch.contiguous_format,
-    )
+    formats = (getattr(m, "memory_format", None) for m in model.modules())
+    layout = next((f for f in formats if isinstance(f, torch.memory_format)), torch.contiguous_format)
+    # Module.to(memory_format=...) is documented, but torch's overloads of Module.to omit it
     if isinstance(model, ResidualCNN):
         with torch.no_grad():
-            return _export_residual(model).eval().to(memory_format=layout)
+            return _export_residual(model).eval().to(memory_format=layout)  # type: ignore[call-overload]
     if type(model) is not EquivariantCNN:
         raise TypeError(
             f"export_plain takes an EquivariantCNN or a ResidualCNN, got {type(model).__name__}; "
             "use torch.jit.trace or torch.onnx.export on the model itself"
         )
     with torch.no_grad():
-        named = [
-            item for i, block in enumerate(model.equivariant_blocks) for item in _block_modules(block, i)
-        ]
+        blocks = cast(list[EquivariantBlock], list(model.equivariant_blocks))  # what EquivariantCNN builds
+        named = [item for i, block in enumerate(blocks) for item in _block_modules(block, i)]
         named += _head_modules(model.head, model.ambient.order)
-    return nn.Sequential(OrderedDict(named)).eval().to(memory_format=layout)
+    return nn.Sequential(OrderedDict(named)).eval().to(memory_format=layout)  # type: ignore[call-overload]
 
 
 def export_torchscript(model: SpecNetwork, path: str | Path, example: torch.Tensor) -> torch.jit.ScriptModule:

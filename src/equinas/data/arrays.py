@@ -104,7 +104,10 @@ def array_sources(
 ) -> tuple[dict[str, ImageSource], int]:
     """``({split: ImageSource}, num_classes)`` from ``{split: (images, labels)}`` (``train``
     required, ``val``/``test`` optional); ``num_classes`` defaults to the largest label + 1."""
-    images, labels, given, start = [], [], {}, 0
+    images: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    given: dict[str, np.ndarray] = {}
+    start = 0
     for split in SPLIT_NAMES:
         if split not in splits:
             continue

@@ -153,8 +153,8 @@ def assemble_task(
     sizes: Mapping[str, int | None],
     seed: int,
     *,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
+    mean: float | Sequence[float] | None = None,
+    std: float | Sequence[float] | None = None,
     info: dict | None = None,
 ) -> TaskData:
     """Draw a class-stratified seeded subset of each split (``sizes[split]``, None = all),

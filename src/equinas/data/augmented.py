@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 
 from equinas.data.mnist import NUM_CLASSES as NUM_DIGITS
-from equinas.data.mnist import load_mnist_arrays
+from equinas.data.mnist import SplitName, load_mnist_arrays
 from equinas.data.splits import ImageSource, seeded_rng
 from equinas.data.transforms import random_group_transform
 from equinas.groups import parse_group
@@ -55,6 +55,7 @@ def augmented_mnist(
         raise ValueError(f"unknown setting {name!r}; expected one of {sorted(SETTINGS)}")
     setting = SETTINGS[name]
     sources = []
+    split: SplitName
     for split, mix in (("train", setting.train_mix), ("test", setting.test_mix)):
         images, labels = load_mnist_arrays("mnist", split, data_dir)
         if mix > 0:

@@ -108,12 +108,12 @@ def list_folder(root: str | os.PathLike[str]) -> FolderListing:
             raise DataError(f"{root / part}: class folders {missing} missing (present in other splits)")
     if len(classes) < 2:
         raise DataError(f"{root}: only one class folder ({classes[0]!r}); a classifier needs at least two")
-    folders = [(part, label, folder) for part in parts for label, folder in enumerate(parts[part])]
+    labelled = [(part, label, folder) for part in parts for label, folder in enumerate(parts[part])]
     with ThreadPoolExecutor(LISTING_THREADS) as pool:  # stat() calls wait on the file system
-        listed = list(pool.map(lambda item: _class_images(item[2]), folders))
+        listed = list(pool.map(lambda item: _class_images(item[2]), labelled))
     entries = [
         (part, name, label, f"{folder.name}/" if part == ALL else f"{part}/{folder.name}/", size, mtime)
-        for (part, label, folder), images in zip(folders, listed, strict=True)
+        for (part, label, folder), images in zip(labelled, listed, strict=True)
         for name, size, mtime in images
     ]
     entries.sort(key=lambda entry: entry[:3])  # per part by file name, then class
@@ -152,7 +152,7 @@ def decode_folder(listing: FolderListing, image_size: int | None, channels: int 
     ``image_size`` all images must have one size (``DataError`` naming two that differ)."""
     pillow("reading an image folder")
     mode = {None: None, 1: "L", 3: "RGB"}[channels]
-    decoded = []
+    decoded: list[np.ndarray] = []
     for name in tqdm(listing.files, desc=f"decoding {listing.root}", unit="img", leave=False):
         image = decode_image(listing.root / name, image_size, mode)
         if decoded and image.shape[:2] != decoded[0].shape[:2]:

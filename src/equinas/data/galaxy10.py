@@ -81,8 +81,9 @@ def galaxy10_source(path: str | os.PathLike[str], image_size: int | None = 64) -
     side = shape[1]
     if image_size is not None and (image_size < 1 or side % image_size or shape[2] % image_size):
         raise ValueError(f"image_size {image_size} must divide the image size {side}")
-    reduce = image_size is not None and image_size != side
-    out_shape = (image_size, image_size, 3) if reduce else tuple(shape[1:])
+    size = side if image_size is None else image_size
+    reduce = size != side
+    out_shape = (size, size, 3) if reduce else tuple(shape[1:])
     out_dtype = np.float32 if reduce else np.uint8
 
     def read(indices: np.ndarray) -> np.ndarray:
@@ -95,7 +96,7 @@ def galaxy10_source(path: str | os.PathLike[str], image_size: int | None = 64) -
                     continue
                 first, last = int(indices[lo]), int(indices[hi - 1])
                 chunk = dataset[first : last + 1][indices[lo:hi] - first]
-                out[lo:hi] = block_mean(chunk, image_size) if reduce else chunk
+                out[lo:hi] = block_mean(chunk, size) if reduce else chunk
         return out
 
     return ImageSource(labels, read)

@@ -67,9 +67,8 @@ def apply_grid_permutation(images: T, perm: np.ndarray) -> T:
     if height * width != perm.size:
         raise ValueError(f"permutation of size {perm.size} for images {height} x {width}")
     inv = inverse_permutation(perm)
-    if isinstance(images, torch.Tensor):
-        inv = torch.from_numpy(inv).to(images.device)
-    return images.reshape(*lead, height * width)[..., inv].reshape(images.shape)
+    index = torch.from_numpy(inv).to(images.device) if isinstance(images, torch.Tensor) else inv
+    return images.reshape(*lead, height * width)[..., index].reshape(images.shape)
 
 
 def gmnist_transform(
@@ -80,7 +79,8 @@ def gmnist_transform(
     Returns ``(images, draws)`` where ``draws['rot']`` holds the angles in degrees and
     ``draws[name]`` for the other transforms a bool mask of the images it was applied to.
     """
-    out, draws = images.copy(), {}
+    out = images.copy()
+    draws: dict[str, np.ndarray] = {}
     n = images.shape[-1]
     for name in canonical_transforms(names):
         rng = seeded_rng("gmnist", key, name)

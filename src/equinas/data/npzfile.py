@@ -19,6 +19,7 @@ import os
 import stat
 import zipfile
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -30,7 +31,7 @@ NPY_HEADER = b"\x93NUMPY"
 DEFLATE_MAX_RATIO = 1032  # deflate expands at most this much (RFC 1951 length/distance codes)
 
 
-def _array_header(entry: zipfile.ZipExtFile) -> tuple[tuple[int, ...], np.dtype]:
+def _array_header(entry: IO[bytes]) -> tuple[tuple[int, ...], np.dtype]:
     """``(shape, dtype)`` from the header of an ``.npy`` stream (format 1.0 or 2.0)."""
     version = np.lib.format.read_magic(entry)
     if version == (1, 0):

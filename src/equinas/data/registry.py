@@ -50,7 +50,7 @@ TEST_FRACTION = 0.1
 MNIST_VAL_SEED = 0
 HOLDOUT_SEED = 42
 HASH_LIMIT = 256 << 20  # describe_task hashes files up to this size
-_GMNIST = {"gmnist": "mnist", "gfmnist": "fashion-mnist"}
+_GMNIST: dict[str, mnist.Dataset] = {"gmnist": "mnist", "gfmnist": "fashion-mnist"}
 _GMNIST_NAME = re.compile(r"(gmnist|gfmnist)\[([^\]]*)\]")
 _PATH_TASKS = ("folder:", "npz:")
 

@@ -44,7 +44,7 @@ def _rotate(
     images: np.ndarray,
     angles: np.ndarray,
     dtype: np.dtype,
-    sample: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    sample: Callable[[np.ndarray, tuple[np.ndarray, np.ndarray]], np.ndarray],
 ) -> np.ndarray:
     """``images [N, H, W]`` rotated by ``angles [N]`` (radians), chunk by chunk:
     ``sample(chunk, sources) -> [B, H*W]`` reads each chunk at its source coordinates."""

@@ -33,8 +33,14 @@ class DataSettings(Settings):
         """The task's ``TaskData`` (``equinas.data.load_task``)."""
         from equinas.data.registry import load_task
 
-        sizes = {"train_size": self.train_size, "val_size": self.val_size, "test_size": self.test_size}
-        return load_task(self.task, self.data_dir, **sizes, **self.task_options)
+        return load_task(
+            self.task,
+            self.data_dir,
+            train_size=self.train_size,
+            val_size=self.val_size,
+            test_size=self.test_size,
+            **self.task_options,
+        )
 
     def record(self) -> dict[str, Any]:
         """How the data was chosen, as a run records it (the folder as an absolute path)."""

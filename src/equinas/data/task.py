@@ -82,10 +82,10 @@ class Split:
         digest.update(f"float32{(count, *rest)}".encode())
         for start in range(0, count, FINGERPRINT_CHUNK):
             chunk = self.batch(slice(start, start + FINGERPRINT_CHUNK)).detach().cpu().float()
-            digest.update(memoryview(chunk.contiguous().numpy()).cast("B"))
+            digest.update(chunk.contiguous().numpy().data.cast("B"))
         labels = self.labels.detach().cpu().contiguous().numpy()
         digest.update(f"{labels.dtype}{labels.shape}".encode())
-        digest.update(memoryview(labels).cast("B"))
+        digest.update(labels.data.cast("B"))
         return digest.hexdigest()
 
     def subset(self, count: int | None) -> Split:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -90,8 +91,11 @@ def equivariance_error(
     Returns ``{"group", "layers": [max over g per block], "output": max over g,
     "per_element": {name: {"layers": [...], "output": float}}}``.
     """
-    ambient = getattr(model, "ambient", None)
+    ambient: PlanarGroup | None = getattr(model, "ambient", None)
     group = parse_group(group, ambient=ambient)
+    # feature maps are laid out over the model's ambient group; a model without one is
+    # compared in ``group`` (logits, the ``invariant`` layout, use no group at all)
+    layout_group = group if ambient is None else ambient
     elems = [Element(*e) for e in (elements if elements is not None else group.elements[1:])]
 
     if within_disc:
@@ -101,17 +105,17 @@ def equivariance_error(
     try:
         with torch.no_grad():
             base_feats, base_out = _features(model, x), model(x)
-            per_element = {}
+            per_element: dict[str, dict[str, Any]] = {}
             for g in elems:
                 gx = act_on_images(x, g, group)
                 feats = _features(model, gx)
                 layer_errs = [
-                    element_error(f_gx, f_x, g, ambient, "features", within_disc)
+                    element_error(f_gx, f_x, g, layout_group, "features", within_disc)
                     for f_gx, f_x in zip(feats, base_feats, strict=True)
                 ]
                 per_element[f"{g.flip},{g.rot}"] = {
                     "layers": layer_errs,
-                    "output": element_error(model(gx), base_out, g, ambient, "invariant"),
+                    "output": element_error(model(gx), base_out, g, layout_group, "invariant"),
                 }
     finally:
         model.train(was_training)
@@ -132,7 +136,7 @@ def equivariance_summary(model: nn.Module, x: torch.Tensor) -> dict:
     (45-degree rotations of C8/D8), ``"interpolated": {"layers", "output"}`` over those,
     measured inside the inscribed disc.
     """
-    ambient = model.ambient
+    ambient = cast(PlanarGroup, model.ambient)  # a network's ambient group (the docstring's contract)
     exact = [g for g in ambient.elements[1:] if ambient.is_exact_element(g)]
     inexact = [g for g in ambient.elements if not ambient.is_exact_element(g)]
     result = equivariance_error(model, ambient, x, elements=exact)

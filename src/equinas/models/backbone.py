@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from equinas.groups import parse_group, subgroups
 from equinas.models.errors import SpecError
@@ -107,17 +107,19 @@ class BackboneSettings(Settings):
     )
 
     def check(self) -> None:
-        if self.pools_after is None:
-            object.__setattr__(self, "pools_after", tuple(i for i in PAPER_POOLS if i < len(self.widths)))
+        pools = self.pools_after
+        if pools is None:
+            pools = tuple(i for i in PAPER_POOLS if i < len(self.widths))
+            object.__setattr__(self, "pools_after", pools)
         last = len(self.widths) - 1
-        for index in self.pools_after:
+        for index in pools:
             if not 0 <= index <= last:
                 raise self.fail(
                     "pools_after",
                     f"layer {index!r} does not exist; the {len(self.widths)} layers are 0..{last}",
                 )
-        if len(set(self.pools_after)) != len(self.pools_after):
-            raise self.fail("pools_after", f"a layer is listed twice in {self.pools_after}")
+        if len(set(pools)) != len(pools):
+            raise self.fail("pools_after", f"a layer is listed twice in {pools}")
         if self.backbone == "resnet" and len(self.widths) < 2:
             raise self.fail(
                 "widths", "a resnet needs a stem and at least one residual block (two widths or more)"
@@ -150,6 +152,7 @@ class BackboneSettings(Settings):
         per_layer = [group] * len(block_of) if isinstance(group, str) else list(group)
         if len(per_layer) != len(block_of):
             raise SpecError(f"{len(per_layer)} groups for {len(block_of)} layers")
+        pools = cast(tuple[int, ...], self.pools_after)  # check() replaced None by the paper's pools
         layers = []
         for i, (name, block) in enumerate(zip(per_layer, block_of, strict=True)):
             if kind == "mixed":
@@ -166,7 +169,7 @@ class BackboneSettings(Settings):
                     kind=kind,
                     kernel_size=self.kernel_size,
                     basis=basis,
-                    pool=last_of_block and block in self.pools_after,
+                    pool=last_of_block and block in pools,
                     options=dict(options or {}),
                     **g_kwargs,
                 )

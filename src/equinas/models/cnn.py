@@ -9,6 +9,7 @@ from torch import nn
 from equinas.models.network import SpecNetwork, build_layer, check_norm_fits
 from equinas.models.spec import ArchSpec
 from equinas.nn import GroupBatchNorm, InvariantHead, SpatialPool, normalized_conv
+from equinas.nn.conv import ConvBase
 
 
 class EquivariantBlock(nn.Module):
@@ -19,7 +20,7 @@ class EquivariantBlock(nn.Module):
     folded into the conv (``normalized_conv``).
     """
 
-    def __init__(self, conv: nn.Module, norm: GroupBatchNorm, pool: bool):
+    def __init__(self, conv: ConvBase, norm: GroupBatchNorm, pool: bool):
         super().__init__()
         check_norm_fits(conv, norm)
         self.conv, self.norm = conv, norm

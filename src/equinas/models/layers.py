@@ -6,13 +6,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from torch import nn
-
 from equinas.groups import PlanarGroup, parse_group, subgroups
 from equinas.models.errors import SpecError
 from equinas.nn import GroupConv, LiftingConv
+from equinas.nn.conv import ConvBase
 from equinas.nn.mixed import HalvingSchedule, MixedGroupConv, prior_logits
-from equinas.nn.relaxed import ConstraintRelaxedConv, RelaxedGroupConv, ResidualPathwayConv
+from equinas.nn.relaxed import (
+    ConstraintRelaxedConv,
+    RelaxedGroupConv,
+    ResidualPathwayConv,
+    _ConstrainedBase,
+)
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,7 @@ class LayerContext:
 class LayerKind:
     """A layer kind: its builder, the group its batch norm shares, and its allowed options."""
 
-    build: Callable[[LayerContext], nn.Module]
+    build: Callable[[LayerContext], ConvBase]
     norm_group: Callable[[LayerContext], PlanarGroup]
     defaults: dict[str, Any] = field(default_factory=dict)
 
@@ -49,12 +53,12 @@ class LayerKind:
         return {**self.defaults, **options}
 
 
-def _build_regular(ctx: LayerContext) -> nn.Module:
+def _build_regular(ctx: LayerContext) -> ConvBase:
     cls = LiftingConv if ctx.lifting else GroupConv
     return cls(ctx.in_channels, ctx.out_channels, ctx.kernel_size, ctx.group, ctx.ambient, basis=ctx.basis)
 
 
-def _build_mixed(ctx: LayerContext) -> nn.Module:
+def _build_mixed(ctx: LayerContext) -> ConvBase:
     opts = LAYER_KINDS["mixed"].settings(ctx.options)
     groups = ctx.groups or subgroups(ctx.ambient)
     alpha = None
@@ -78,16 +82,16 @@ def _build_mixed(ctx: LayerContext) -> nn.Module:
     )
 
 
-def _constrained(cls: type, kind: str) -> Callable[[LayerContext], nn.Module]:
+def _constrained(cls: type[_ConstrainedBase], kind: str) -> Callable[[LayerContext], ConvBase]:
     """Builder for the approximate-equivariance layers of ``equinas.nn.relaxed``."""
 
-    def build(ctx: LayerContext) -> nn.Module:
+    def build(ctx: LayerContext) -> ConvBase:
         opts = LAYER_KINDS[kind].settings(ctx.options)
         return cls(
             ctx.in_channels,
             ctx.out_channels,
             ctx.kernel_size,
-            ctx.group,
+            _own_group(ctx),
             ctx.ambient,
             lifting=ctx.lifting,
             basis=ctx.basis,
@@ -98,6 +102,8 @@ def _constrained(cls: type, kind: str) -> Callable[[LayerContext], nn.Module]:
 
 
 def _own_group(ctx: LayerContext) -> PlanarGroup:
+    if ctx.group is None:  # ArchSpec.validate gives every kind but "mixed" its group first
+        raise SpecError("this layer kind needs a 'group'")
     return ctx.group
 
 

@@ -30,7 +30,7 @@ Spec (``backbone`` required; it is any model spec, e.g. ``ArchSpec.to_dict()``):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -116,10 +116,11 @@ class LPSNetwork(nn.Module):
             generator = torch.Generator(x.device).manual_seed(self.spec.noise_seed)
             return self._sampled(x, logits, self.spec.eval_samples, generator, "none")
         probs = torch.softmax(logits / self.spec.temperature, dim=-1)
-        out = 0.0
-        for i, g in enumerate(self.group.elements):
-            out = out + probs[:, i, None] * self.phi(act_on_images(x, self.group.inverse(g), self.group))
-        return out
+        terms = (
+            probs[:, i, None] * self.phi(act_on_images(x, self.group.inverse(g), self.group))
+            for i, g in enumerate(self.group.elements)
+        )
+        return cast(torch.Tensor, sum(terms))  # a group has >= 1 element: a tensor, never sum()'s 0
 
     def _sampled(
         self,

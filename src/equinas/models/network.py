@@ -10,6 +10,7 @@ trainer hooks for mixed and approximately equivariant layers.
 from __future__ import annotations
 
 import copy
+from typing import cast
 
 import torch
 from torch import nn
@@ -19,7 +20,8 @@ from equinas.models.layers import LAYER_KINDS, LayerContext
 from equinas.models.spec import ArchSpec, SpecError
 from equinas.morphisms import relax
 from equinas.morphisms.network import replace_module
-from equinas.nn import GroupBatchNorm
+from equinas.nn import GroupBatchNorm, InvariantHead
+from equinas.nn.conv import ConvBase, RegularConv
 from equinas.nn.mixed import MixedGroupConv
 
 
@@ -43,7 +45,7 @@ def layer_context(spec: ArchSpec, index: int, in_channels: int) -> LayerContext:
     )
 
 
-def check_norm_fits(conv: nn.Module, norm: GroupBatchNorm) -> None:
+def check_norm_fits(conv: ConvBase, norm: GroupBatchNorm) -> None:
     """``ValueError`` when ``norm`` does not take the output layout of ``conv``."""
     norm_input = f"[B, {norm.channels}, {norm.ambient.order}, H, W]"
     if conv.output_shape_hint() != norm_input:
@@ -52,7 +54,7 @@ def check_norm_fits(conv: nn.Module, norm: GroupBatchNorm) -> None:
         )
 
 
-def build_layer(spec: ArchSpec, index: int, in_channels: int) -> tuple[nn.Module, GroupBatchNorm]:
+def build_layer(spec: ArchSpec, index: int, in_channels: int) -> tuple[ConvBase, GroupBatchNorm]:
     """The convolution of ``spec.layers[index]`` and its batch norm (over the kind's norm group);
     ``SpecError`` naming the layer when the two do not fit."""
     ctx = layer_context(spec, index, in_channels)
@@ -67,9 +69,10 @@ def build_layer(spec: ArchSpec, index: int, in_channels: int) -> tuple[nn.Module
 
 class SpecNetwork(nn.Module):
     """Base of ``EquivariantCNN`` and ``ResidualCNN``: subclasses set ``spec`` and define
-    ``layer_modules``, ``features`` and ``forward``."""
+    ``layer_modules``, ``features``, ``forward`` and ``head``."""
 
     spec: ArchSpec
+    head: InvariantHead
 
     def layer_modules(self, index: int) -> list[str]:
         """Qualified names of the modules constrained by ``spec.layers[index]``, its conv first."""
@@ -83,9 +86,11 @@ class SpecNetwork(nn.Module):
     def ambient(self) -> PlanarGroup:
         return self.spec.ambient_group()
 
-    def layer_convs(self) -> list[nn.Module]:
+    def layer_convs(self) -> list[ConvBase]:
         """The convolution of every layer, in spec order."""
-        return [self.get_submodule(self.layer_modules(i)[0]) for i in range(self.num_layers)]
+        # every layer's convolution is built by its LAYER_KINDS entry (a ConvBase) or is one that
+        # replaced it (``projected``, ``equinas.morphisms``: a RegularConv)
+        return [cast(ConvBase, self.get_submodule(self.layer_modules(i)[0])) for i in range(self.num_layers)]
 
     def check_wiring(self) -> None:
         """``SpecError`` naming the first layer whose input layout is not what precedes it gives
@@ -129,16 +134,18 @@ class SpecNetwork(nn.Module):
 
     def regularization_loss(self) -> torch.Tensor:
         """Sum of the layers' own penalties (RPP priors, relaxed-conv and constraint-relaxation terms)."""
-        terms = [
-            conv.regularization_loss() for conv in self.layer_convs() if hasattr(conv, "regularization_loss")
-        ]
-        return torch.stack(terms).sum() if terms else self.head.classifier[-1].weight.new_zeros(())
+        hooks = [getattr(conv, "regularization_loss", None) for conv in self.layer_convs()]
+        terms = [hook() for hook in hooks if callable(hook)]
+        if terms:
+            return torch.stack(terms).sum()
+        return cast(nn.Linear, self.head.classifier[-1]).weight.new_zeros(())  # it ends in a Linear
 
     def set_training_progress(self, epoch: int, num_epochs: int) -> None:
         """Forward the epoch to scheduled layers (the theta of constraint relaxation)."""
         for conv in self.layer_convs():
-            if hasattr(conv, "set_training_progress"):
-                conv.set_training_progress(epoch, num_epochs)
+            hook = getattr(conv, "set_training_progress", None)
+            if callable(hook):
+                hook(epoch, num_epochs)
 
     def set_training_time(self, epochs_done: float) -> None:
         """Forward the training time to scheduled layers (the pruning of mixed layers)."""
@@ -160,8 +167,10 @@ class SpecNetwork(nn.Module):
             conv = model.get_submodule(names[0])
             if isinstance(conv, MixedGroupConv):
                 conv = conv.discretize()
-            elif hasattr(conv, "project"):
-                conv = conv.project()
+            elif callable(project := getattr(conv, "project", None)):
+                conv = project()
+            if not isinstance(conv, RegularConv):  # every layer kind is regular, mixed or projectable
+                raise TypeError(f"{type(conv).__name__} has no exactly equivariant plain layer")
             replace_module(model, names[0], conv)
             for name in names[1:]:
                 module = model.get_submodule(name)

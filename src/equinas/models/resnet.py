@@ -36,6 +36,7 @@ from equinas.models.layers import LAYER_KINDS
 from equinas.models.network import SpecNetwork, build_layer, layer_context
 from equinas.models.spec import ArchSpec
 from equinas.nn import GroupBatchNorm, GroupConv, SpatialPool, normalized_conv
+from equinas.nn.conv import ConvBase
 
 
 class ProjectionSkip(nn.Module):
@@ -54,8 +55,8 @@ class ResidualBlock(nn.Module):
 
     def __init__(
         self,
-        first: tuple[nn.Module, GroupBatchNorm],
-        second: tuple[nn.Module, GroupBatchNorm],
+        first: tuple[ConvBase, GroupBatchNorm],
+        second: tuple[ConvBase, GroupBatchNorm],
         skip: ProjectionSkip | None,
         pool: bool,
     ):

@@ -136,6 +136,8 @@ class ArchSpec:
     def layer_group(self, index: int) -> PlanarGroup:
         """The group of a regular layer (``SpecError`` for other kinds)."""
         layer = self.layers[index]
+        if layer.group is None:
+            raise SpecError(f"layers[{index}].group: a {layer.kind} layer has no single group")
         try:
             return parse_group(layer.group, ambient=self.ambient_group())
         except (ValueError, TypeError) as err:

@@ -181,13 +181,15 @@ def _make(name: str, kernel_size: int) -> KernelBasis:
     return PixelBasis(kernel_size) if name == "pixel" else HarmonicBasis(kernel_size)
 
 
-def resolve_basis_name(basis: str, ambient: PlanarGroup) -> str:
+def resolve_basis_name(basis: str, ambient: PlanarGroup | None) -> str:
     """``basis`` itself, or for ``"auto"``: ``"harmonic"`` unless every element of ``ambient``
     acts exactly on the pixel grid (then ``"pixel"``)."""
     if basis not in BASIS_CHOICES:
         raise ValueError(f"unknown kernel basis {basis!r}; known: {BASIS_CHOICES}")
     if basis != "auto":
         return basis
+    if ambient is None:
+        raise ValueError("kernel basis 'auto' needs the ambient group")
     return "pixel" if ambient.is_exact else "harmonic"
 
 
@@ -200,6 +202,4 @@ def kernel_basis(
         if basis.kernel_size != kernel_size:
             raise ValueError(f"{basis} does not fit kernel_size {kernel_size}")
         return basis
-    if basis == "auto" and ambient is None:
-        raise ValueError("kernel basis 'auto' needs the ambient group")
     return _make(resolve_basis_name(basis, ambient), kernel_size)

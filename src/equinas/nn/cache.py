@@ -63,10 +63,11 @@ class CachedFilter(nn.Module):
             self._drop_cache()
             return self.build_filter()
         values, tables = self._filter_tensors()
-        if not self._cache_is_valid(values, tables):
-            self._drop_cache()
-            filt = self.build_filter().detach()
-            self._filter_inputs = tuple(t.detach().clone() for t in values)
-            self._filter_key = self._tensor_key((*values, *tables))
-            self._filter_cache = filt
-        return self._filter_cache
+        if self._filter_cache is not None and self._cache_is_valid(values, tables):
+            return self._filter_cache
+        self._drop_cache()
+        filt = self.build_filter().detach()
+        self._filter_inputs = tuple(t.detach().clone() for t in values)
+        self._filter_key = self._tensor_key((*values, *tables))
+        self._filter_cache = filt
+        return filt

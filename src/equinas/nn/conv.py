@@ -157,7 +157,7 @@ class ConvBase(CachedFilter):
         ).to(device=filt.device, dtype=filt.dtype)
         with torch.no_grad():
             conv.weight.copy_(filt)
-            if bias is not None:
+            if bias is not None and conv.bias is not None:  # conv has a bias exactly when bias does
                 conv.bias.copy_(bias)
         return conv
 

@@ -42,6 +42,14 @@ class FilterExpansion(nn.Module):
         basis: how kernels are parametrised (a name of ``equinas.nn.basis.BASES`` or a basis).
     """
 
+    # non-persistent buffers, registered in __init__ (``source`` or ``matrices``, not both)
+    gather: torch.Tensor
+    coset: torch.Tensor
+    rep_rows: torch.Tensor
+    rep_cols: torch.Tensor
+    source: torch.Tensor
+    matrices: torch.Tensor
+
     def __init__(
         self,
         ambient: PlanarGroup,

@@ -24,5 +24,6 @@ def set_memory_format(model: nn.Module, memory_format: torch.memory_format) -> n
         )
     for module in model.modules():
         if isinstance(getattr(module, "memory_format", None), torch.memory_format):
-            module.memory_format = memory_format
+            # torch types attribute access on Module as Tensor | Module; this attribute is plain
+            module.memory_format = memory_format  # type: ignore[assignment]
     return model

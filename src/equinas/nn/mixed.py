@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -110,6 +111,8 @@ class MixedGroupConv(ConvBase):
     ('C2', [432, 864, 1728])
     """
 
+    active: torch.Tensor  # buffer, registered in __init__
+
     def __init__(
         self,
         in_channels: int,
@@ -132,12 +135,11 @@ class MixedGroupConv(ConvBase):
             raise ValueError(f"duplicate groups in {[str(g) for g in chosen]}")
         self.groups: tuple[PlanarGroup, ...] = tuple(chosen)
         self.common = intersection(self.groups)
-        self.expansions = nn.ModuleList(
-            FilterExpansion(amb, g, kernel_size, lifting, self.basis) for g in self.groups
-        )
+        expansions = [FilterExpansion(amb, g, kernel_size, lifting, self.basis) for g in self.groups]
+        self.expansions = nn.ModuleList(expansions)
         self.common_expansion = FilterExpansion(amb, self.common, kernel_size, lifting, self.basis)
         self.kernels = nn.ParameterList(
-            nn.Parameter(torch.empty(e.weight_shape(out_channels, in_channels))) for e in self.expansions
+            nn.Parameter(torch.empty(e.weight_shape(out_channels, in_channels))) for e in expansions
         )
         logits = [0.0] * len(self.groups) if alpha_init is None else list(alpha_init)
         if len(logits) != len(self.groups):
@@ -208,7 +210,8 @@ class MixedGroupConv(ConvBase):
 
     def common_weight(self) -> torch.Tensor:
         """``psi_0 = sum_i z_i relax_{G0}(psi_i)``: the reduced kernel over ``G0`` (Eq. 11)."""
-        return sum(zi * self.common_expansion.restrict(f) for zi, f in self._mixture())
+        # a sum over the active candidates, of which there is at least one: a tensor, never sum()'s 0
+        return cast(torch.Tensor, sum(zi * self.common_expansion.restrict(f) for zi, f in self._mixture()))
 
     def build_filter(self) -> torch.Tensor:
         """``E_{G0}(psi_0)``, computed as ``sum_i z_i E_i(psi_i)``.
@@ -217,12 +220,13 @@ class MixedGroupConv(ConvBase):
         ``relax_{G0}`` on G0-equivariant filters, so the read-off/expand round trip of
         ``common_weight`` is skipped in the hot path.
         """
-        return sum(zi * f for zi, f in self._mixture())
+        return cast(torch.Tensor, sum(zi * f for zi, f in self._mixture()))  # >= 1 term: a tensor
 
     def forward_naive(self, x: torch.Tensor) -> torch.Tensor:
         """Eq. 10: the weighted sum of K separate convolutions (reference, K times slower)."""
         self.check_input(x)
-        return sum(zi * self.conv_with(x, f, None) for zi, f in self._mixture())
+        terms = (zi * self.conv_with(x, f, None) for zi, f in self._mixture())
+        return cast(torch.Tensor, sum(terms))  # >= 1 term: a tensor
 
     def to_common_layer(self) -> RegularConv:
         """A plain ``G0`` layer with the same function as this mixed layer (frozen ``z``)."""

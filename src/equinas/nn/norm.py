@@ -86,6 +86,10 @@ class GroupBatchNorm(nn.Module):
     is the usual G-CNN batch norm; relaxing it to a subgroup keeps its function.
     """
 
+    running_mean: torch.Tensor  # buffers, registered in __init__
+    running_var: torch.Tensor
+    num_batches_tracked: torch.Tensor
+
     def __init__(
         self,
         channels: int,

@@ -111,6 +111,9 @@ class _OrbitTied(nn.Module):
     drawn from ``U(-bound, bound)``.
     """
 
+    orbit_ids: torch.Tensor  # non-persistent buffers, registered in _tie (bias_ids with a bias)
+    bias_ids: torch.Tensor
+
     def _tie(
         self,
         shape: tuple[int, ...],

@@ -118,6 +118,8 @@ class RelaxedGroupConv(_ConstrainedBase):
     ``alpha * sum_l sum_{g ~ g'} |w_l(g) - w_l(g')|`` over pairs in the same coset ``Hg``.
     """
 
+    same_coset: torch.Tensor  # non-persistent buffer, registered in __init__
+
     def __init__(
         self,
         in_channels: int,
@@ -171,6 +173,8 @@ class ConstraintRelaxedConv(_ConstrainedBase):
     ``regularization_loss = weight * (|W_free| + sum_g |g.W_free - W_free|)`` over the
     generators ``g`` of ``H`` (the discrete Lie derivative in weight space).
     """
+
+    theta: torch.Tensor  # buffer, registered in __init__
 
     def __init__(
         self,
