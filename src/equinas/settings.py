@@ -154,7 +154,7 @@ def value_type(hint: Any) -> ValueType:
     """``ValueType`` of an annotation such as ``tuple[int, ...] | None``."""
     optional = False
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        args = tuple(a for a in typing.get_args(hint) if a is not type(None))
         optional = len(args) < len(typing.get_args(hint))
         (hint,) = args
     origin = typing.get_origin(hint) or hint
@@ -230,7 +230,8 @@ def check_fields(settings: Any, error: type[ValueError] = ValueError) -> None:
     """Check and normalise every declared field of the frozen dataclass ``settings`` in place;
     ``error`` naming ``<label>.<field>`` (``label_of``) for the first bad one."""
     owner = label_of(settings)
-    for f, vtype, decl in declared_fields(type(settings)):
+    cls: type = type(settings)
+    for f, vtype, decl in declared_fields(cls):
         if decl is None:
             continue
         try:
@@ -278,7 +279,7 @@ def same_as(cls: type, name: str, default: Any = dataclasses.MISSING, **changes:
     values = {k.name: getattr(decl, k.name) for k in dataclasses.fields(decl)}
     if default is not dataclasses.MISSING:
         return setting(default, **{**values, **changes})
-    factory = None if f.default_factory is dataclasses.MISSING else f.default_factory
+    factory = f.default_factory if callable(f.default_factory) else None  # not the MISSING sentinel
     return setting(f.default, factory=factory, **{**values, **changes})
 
 

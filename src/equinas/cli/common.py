@@ -12,8 +12,14 @@ import argparse
 import contextlib
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from equinas.cli.options import OptionNames, add_settings, settings_from
+
+if TYPE_CHECKING:  # the classes import torch: the functions below import them when called
+    from equinas.data.settings import DataSettings
+    from equinas.models.backbone import BackboneSettings
+    from equinas.train.config import TrainConfig
 
 
 def settings_classes() -> dict[str, type]:
@@ -52,19 +58,19 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def data_settings(args: argparse.Namespace):
+def data_settings(args: argparse.Namespace) -> DataSettings:
     from equinas.data.settings import DataSettings
 
     return settings_from(args, DataSettings)
 
 
-def train_config(args: argparse.Namespace, skip: Iterable[str] = ()):
+def train_config(args: argparse.Namespace, skip: Iterable[str] = ()) -> TrainConfig:
     from equinas.train.config import TrainConfig
 
     return settings_from(args, TrainConfig, skip)
 
 
-def backbone_settings(args: argparse.Namespace):
+def backbone_settings(args: argparse.Namespace) -> BackboneSettings:
     from equinas.models.backbone import BackboneSettings
 
     return settings_from(args, BackboneSettings)
@@ -82,11 +88,16 @@ def tensorboard_logger(args: argparse.Namespace, log_dir: Path | None):
     return TensorBoardLogger(log_dir) if log_dir is not None else None
 
 
+def search_run_directory(args: argparse.Namespace) -> str:
+    """The run directory of ``search``: ``--run-dir``, default ``runs/<method>-<task>-seed<seed>``."""
+    return args.run_dir or f"runs/{args.method}-{args.task}-seed{args.seed}"
+
+
 def run_directory(args: argparse.Namespace) -> str | None:
     """The run directory a command writes: ``--run-dir`` of ``train``, that of ``search``
-    (default ``runs/<method>-<task>-seed<seed>``); None for other commands and an empty one."""
+    (``search_run_directory``); None for other commands and an empty one."""
     if args.command == "search":
-        return args.run_dir or f"runs/{args.method}-{args.task}-seed{args.seed}"
+        return search_run_directory(args)
     if args.command == "train" and args.run_dir and args.run_dir.strip():
         return args.run_dir
     return None

@@ -56,7 +56,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     data = common.data_settings(args)
     common.tensorboard_logger(args, None)
     loaded = data.load()
-    run_dir = common.run_directory(args)
+    run_dir = common.search_run_directory(args)
     executor = execution.make(threads=config.num_threads)
     ctx = SearchContext(
         data.task,

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from equinas.settings import Settings, setting
+
+if TYPE_CHECKING:
+    from equinas.data.task import TaskData
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,7 @@ class DataSettings(Settings):
         help="task-specific option, e.g. image_size=64 (repeatable)",
     )
 
-    def load(self) -> Any:
+    def load(self) -> TaskData:
         """The task's ``TaskData`` (``equinas.data.load_task``)."""
         from equinas.data.registry import load_task
 

@@ -45,7 +45,8 @@ class Split:
     @property
     def shape(self) -> tuple[int, int, int, int]:
         """``(N, C, H, W)``."""
-        return tuple(self.stored.shape)  # type: ignore[return-value]
+        count, channels, height, width = self.stored.shape
+        return count, channels, height, width
 
     @property
     def images(self) -> torch.Tensor:
@@ -116,4 +117,5 @@ class TaskData:
 
     @property
     def image_size(self) -> tuple[int, int]:
-        return tuple(self.train.shape[-2:])  # type: ignore[return-value]
+        height, width = self.train.shape[-2:]
+        return height, width

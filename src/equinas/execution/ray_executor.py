@@ -116,7 +116,7 @@ class RayExecutor:
             self._ray.shutdown()
 
 
-def _cluster_endpoint(address: str) -> tuple[str, int] | None:
+def _cluster_endpoint(address: str | None) -> tuple[str, int] | None:
     """``(host, port)`` that ``address`` names, after Ray's own lookup for ``"auto"``
     (``ConnectionError`` when it finds no cluster); None when it cannot be told."""
     target: object = address
@@ -135,7 +135,7 @@ def _cluster_endpoint(address: str) -> tuple[str, int] | None:
     return host.strip("[]"), int(port)
 
 
-def _probe_cluster(address: str) -> None:
+def _probe_cluster(address: str | None) -> None:
     """Fail fast (``ConnectionError``) when nothing listens where ``address`` points: Ray itself
     retries a stale or wrong address for minutes before giving up."""
     endpoint = _cluster_endpoint(address)
@@ -160,6 +160,7 @@ def _init_on_loopback(ray: Any, kwargs: dict[str, Any]) -> None:
     macOS and Windows), so that switch is turned off for the duration of ``init``.
     """
     kwargs = {**kwargs, "_node_ip_address": LOOPBACK}
+    constants: Any  # Ray's module of settings: attributes that only exist at run time
     try:
         constants = importlib.import_module("ray._private.ray_constants")
     except ImportError:  # pragma: no cover - a Ray without the switch

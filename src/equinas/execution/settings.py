@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from equinas.execution.base import Executor
 from equinas.settings import Settings, setting
@@ -54,14 +55,14 @@ class ExecutorSettings(Settings):
         return make_executor(self.executor)
 
 
-def make_executor(name: str, **options: object) -> Executor:
+def make_executor(name: str, **options: Any) -> Executor:
     """``'local'``, ``'process'`` or ``'auto'`` (options go to ``ProcessExecutor`` or
     ``AutoExecutor``: workers, threads) or ``'ray'`` (options go to ``RayExecutor``: address,
     num_cpus, cpus_per_task)."""
     if name == "auto":
         from equinas.execution.auto import AutoExecutor
 
-        return AutoExecutor(**options)  # type: ignore[arg-type]
+        return AutoExecutor(**options)
     if name == "local":
         from equinas.execution.local import LocalExecutor
 
@@ -69,9 +70,9 @@ def make_executor(name: str, **options: object) -> Executor:
     if name == "process":
         from equinas.execution.process import ProcessExecutor
 
-        return ProcessExecutor(**options)  # type: ignore[arg-type]
+        return ProcessExecutor(**options)
     if name == "ray":
         from equinas.execution.ray_executor import RayExecutor
 
-        return RayExecutor(**options)  # type: ignore[arg-type]
+        return RayExecutor(**options)
     raise ValueError(f"unknown executor {name!r}: expected one of {EXECUTORS}")

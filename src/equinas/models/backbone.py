@@ -28,8 +28,11 @@ WIDTH_RULES = ("channels", "params")
 class TaskShape(Protocol):
     """What a backbone needs to know of a task (``equinas.data.TaskData`` has it)."""
 
-    in_channels: int
-    num_classes: int
+    @property
+    def in_channels(self) -> int: ...
+
+    @property
+    def num_classes(self) -> int: ...
 
 
 def _group_name(value: Any) -> str:

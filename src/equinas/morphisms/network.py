@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 from torch import nn
 
@@ -36,9 +36,9 @@ def replace_module(root: nn.Module, name: str, module: nn.Module) -> None:
     setattr(root.get_submodule(parent) if parent else root, leaf, module)
 
 
-def relax_network(model: RelaxableNetwork, layer_index: int, subgroup: PlanarGroup | str) -> nn.Module:
-    """A copy of ``model`` whose layer ``layer_index`` (every module of the unit) is relaxed
-    to ``subgroup``.
+def relax_network(model: nn.Module, layer_index: int, subgroup: PlanarGroup | str) -> nn.Module:
+    """A copy of ``model`` (a ``RelaxableNetwork``) whose layer ``layer_index`` (every module of
+    the unit) is relaxed to ``subgroup``.
 
     Each module is relaxed by ``relax`` (exact), so the copy computes the same function as
     ``model`` (train and eval mode); ``model`` itself is left untouched. Raises ``IndexError``
@@ -55,5 +55,6 @@ def relax_network(model: RelaxableNetwork, layer_index: int, subgroup: PlanarGro
     names = child.layer_modules(index)
     for name in names:
         replace_module(child, name, relax(child.get_submodule(name), subgroup))
-    child.block_relaxed(index, child.get_submodule(names[0]).group)
+    relaxed_group = cast(PlanarGroup, child.get_submodule(names[0]).group)  # a relaxed conv's group
+    child.block_relaxed(index, relaxed_group)
     return child

@@ -44,7 +44,7 @@ class _PixelsMajorBatchNorm(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, groups: int, eps: float):  # type: ignore[override]
+    def forward(ctx, x, weight, bias, groups: int, eps: float):
         channels, count = x.shape[1] // groups, x.shape[0] * groups
         stats = weight.dtype
         mean = x.sum(0).to(stats).view(channels, groups).sum(1) / count
@@ -58,7 +58,7 @@ class _PixelsMajorBatchNorm(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad, _grad_mean, _grad_var):  # type: ignore[override]
+    def backward(ctx, grad, _grad_mean, _grad_var):
         centred, weight, rstd = ctx.saved_tensors
         groups = ctx.groups
         channels, count = centred.shape[1] // groups, centred.shape[0] * groups

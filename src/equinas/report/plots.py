@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -159,17 +159,19 @@ def alpha_trajectory_grid(runs: Sequence[tuple[str, list[dict[str, Any]]]], path
 def anytime_curve(records: Sequence[CandidateRecord]) -> list[tuple[float, float, float]]:
     """``(cumulative cost, best-so-far val acc, test acc of that candidate)`` after every
     record, in the order the records were stored (cost: ``total_flops``)."""
-    points, spent, best = [], 0.0, None
+    points: list[tuple[float, float, float]] = []
+    spent, best = 0.0, None  # best: (val acc, test acc) of the best record so far
     for r in records:
         spent += Cost.from_dict(r.cost).total_flops
-        if r.scored and (best is None or r.val_acc > best.val_acc):
-            best = r
+        val = r.val_acc if r.scored else None
+        if val is not None and (best is None or val > best[0]):
+            best = (val, r.test_acc or 0.0)
         if best is not None:
-            points.append((spent, best.val_acc, best.test_acc or 0.0))
+            points.append((spent, *best))
     return points
 
 
-def cost_vs_accuracy(runs: dict[str, list[Sequence[CandidateRecord]]], path: Path, title: str) -> Path:
+def cost_vs_accuracy(runs: Mapping[str, Sequence[Sequence[CandidateRecord]]], path: Path, title: str) -> Path:
     """Best-so-far validation and test accuracy against cumulative compute, one colour per
     label (``runs[label]`` holds the records of each of its runs, e.g. one per seed); runs of
     a single candidate (fixed networks) are points."""

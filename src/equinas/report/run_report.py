@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from equinas.atomic import atomic_write_text
@@ -11,7 +12,7 @@ from equinas.report.tables import TERA, candidates_table, grouped_runs, number, 
 from equinas.search.run_directory import RunDirectory
 
 
-def comparison_plot(run_dirs: list[str | Path], path: str | Path, label: str = "method") -> Path:
+def comparison_plot(run_dirs: Sequence[str | Path], path: str | Path, label: str = "method") -> Path:
     """``cost_vs_accuracy``: the anytime curves of finished runs, one colour per method (or
     per run name without its seed suffix, ``label="run"``), one panel per task and split."""
     groups = grouped_runs(run_dirs, label)

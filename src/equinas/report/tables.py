@@ -84,13 +84,13 @@ def run_summary(run: RunDirectory) -> dict[str, Any]:
 
 def _mean_std(values: Sequence[float | None]) -> str:
     """``mean ± std`` in percent of the known values (None, NaN and infinities left out)."""
-    values = [v for v in values if v is not None and math.isfinite(v)]
-    if not values:
+    known = [v for v in values if v is not None and math.isfinite(v)]
+    if not known:
         return "-"
-    mean = statistics.fmean(values)
-    if len(values) == 1:
+    mean = statistics.fmean(known)
+    if len(known) == 1:
         return f"{100 * mean:.2f}"
-    return f"{100 * mean:.2f} ± {100 * statistics.stdev(values):.2f}"
+    return f"{100 * mean:.2f} ± {100 * statistics.stdev(known):.2f}"
 
 
 ROW_LABELS = ("method", "run")  # rows of a comparison: by method, or by run name without -seed<k>

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from functools import partial
+from typing import Final, Literal
 
 import torch
 import torch.nn.functional as F
@@ -32,11 +33,11 @@ import torch.nn.functional as F
 from equinas.groups import PlanarGroup, act_on_images, parse_group
 from equinas.train.rng import derived_generator
 
-ROTATION = "rot"
+ROTATION: Final = "rot"
 AUGMENT_FORMS = "'none', 'rot' (continuous rotations) or a group name such as 'D4', 'C4', 'D1'"
 
 
-def parse_augment(spec: str | None) -> PlanarGroup | str | None:
+def parse_augment(spec: str | None) -> PlanarGroup | Literal["rot"] | None:
     """``None`` (no augmentation), ``"rot"`` or the group named by ``spec``; ``ValueError`` else."""
     if spec is None or spec == "none":
         return None

@@ -8,6 +8,8 @@ average over a few training batches (momentum ``None``), leaving the weights unt
 
 from __future__ import annotations
 
+from typing import Protocol, cast
+
 import torch
 from torch import nn
 
@@ -15,13 +17,23 @@ from equinas.data.task import Split
 from equinas.train.runtime import autocast
 
 
-def _norms(model: nn.Module) -> list[nn.Module]:
+class _RunningStats(Protocol):
+    """What a batch norm with running statistics has (torch's and equinas' GroupBatchNorm)."""
+
+    running_mean: torch.Tensor
+    running_var: torch.Tensor
+    num_batches_tracked: torch.Tensor
+    momentum: float | None
+
+
+def _norms(model: nn.Module) -> list[_RunningStats]:
     """Modules with batch-norm running statistics (torch's and equinas' GroupBatchNorm)."""
-    return [
+    found = [
         m
         for m in model.modules()
         if isinstance(getattr(m, "running_mean", None), torch.Tensor) and hasattr(m, "momentum")
     ]
+    return cast(list[_RunningStats], found)  # a running mean and a momentum: a batch norm's statistics
 
 
 def recalibrate_batch_norm(

@@ -6,7 +6,7 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import torch
 from torch import nn
@@ -16,7 +16,11 @@ from equinas.train.config import TrainConfig
 
 def _unguarded(guarded: Callable[..., Any]) -> Callable[..., Any]:
     """The function a torch compile guard wraps while ``torch._dynamo`` is not loaded, else the guard."""
-    return guarded if "torch._dynamo" in sys.modules else guarded.__wrapped__
+    if "torch._dynamo" in sys.modules:
+        return guarded
+    # torch's guards set __wrapped__ (functools.wraps) but are typed as the bare function
+    wrapped: Callable[..., Any] = guarded.__wrapped__  # type: ignore[attr-defined]
+    return wrapped
 
 
 class _Eager:
@@ -43,6 +47,12 @@ class _Eager:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         _unguarded(torch.optim.Optimizer.zero_grad)(self, set_to_none)
+
+    @overload  # the overloads of torch.optim.Optimizer.step
+    def step(self, closure: None = None) -> None: ...
+
+    @overload
+    def step(self, closure: Callable[[], float]) -> float: ...
 
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
         guarded = super().step  # type: ignore[misc]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import random
 import warnings
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -31,7 +31,9 @@ def derived_generator(seed: int, stream: str, index: int) -> torch.Generator:
 def capture_rng_state() -> dict[str, Any]:
     """The state of every global RNG that ``seed_everything`` seeds."""
     version, mt_state, gauss_next = random.getstate()
-    _, np_keys, np_pos, np_has_gauss, np_cached = np.random.get_state(legacy=True)
+    # the global RandomState is an MT19937, whose legacy state is this tuple (others give a dict)
+    legacy = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state(legacy=True))
+    _, np_keys, np_pos, np_has_gauss, np_cached = legacy
     return {
         "torch_cpu": torch.get_rng_state(),
         "torch_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
