@@ -242,7 +242,9 @@ def test_score_function_estimator_trains_the_element_distribution(tmp_path) -> N
 
 
 def test_symmetry_breaking_refuses_a_resnet_before_creating_the_run_directory(tmp_path) -> None:
-    resnet = BackboneSettings(widths=(1, 1, 2), pools_after=(1,), kernel_size=3, hidden=None, backbone="resnet")
+    resnet = BackboneSettings(
+        widths=(1, 1, 2), pools_after=(1,), kernel_size=3, hidden=None, backbone="resnet"
+    )
     ctx = SearchContext(
         "synthetic",
         synthetic_task(),
