@@ -33,7 +33,7 @@ from equinas.morphisms import relax_network
 from equinas.search.base import Evaluator, SearchContext, SearchMethod, SearchResult
 from equinas.search.evaluate import candidate_seed
 from equinas.search.record import CandidateRecord
-from equinas.search.relaxation_signal import decide
+from equinas.search.relaxation_signal import RelaxationSignal, decide
 from equinas.search.space import search_space, space_names
 from equinas.settings import Settings, setting
 from equinas.train.config import step_at
@@ -127,7 +127,7 @@ class EquiNASG(SearchMethod[EquiNASGSettings]):
                 mutation=_mutation(trace, part),
                 lineage_epochs=start,
                 return_state=True,
-                signal=not last,
+                probe=None if last else RelaxationSignal(),
                 score=last,
             )
             job.seed = candidate_seed(ctx.seed, "p00")  # one run: every part draws the batches of one seed
