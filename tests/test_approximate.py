@@ -239,3 +239,21 @@ def test_score_function_estimator_trains_the_element_distribution(tmp_path) -> N
     ctx = tiny_context(tmp_path / "lps", epochs=1)
     result = run_search(make_method("lps", estimator="score_function", pnet_kernel=3), ctx)
     assert result.best.ok and result.best.equivariance["output"] < 1e-5
+
+
+def test_symmetry_breaking_refuses_a_resnet_before_creating_the_run_directory(tmp_path) -> None:
+    resnet = BackboneSettings(
+        widths=(1, 1, 2), pools_after=(1,), kernel_size=3, hidden=None, backbone="resnet"
+    )
+    ctx = SearchContext(
+        "synthetic",
+        synthetic_task(),
+        resnet,
+        TrainConfig(epochs=0.5, batch_size=32, num_threads=1),
+        LocalExecutor(),
+        RunDirectory(tmp_path / "run"),
+        progress=False,
+    )
+    with pytest.raises(ValueError, match="builds on the plain backbone"):
+        run_search(make_method("symmetry_breaking"), ctx)
+    assert not (tmp_path / "run").exists()

@@ -13,7 +13,7 @@ from conftest import synthetic_task
 from equinas.execution import LocalExecutor
 from equinas.metrics import relative_error
 from equinas.models import ArchSpec, build_model
-from equinas.search import BackboneSettings, SearchContext, make_method, run_search
+from equinas.search import METHODS, BackboneSettings, SearchContext, SearchMethod, make_method, run_search
 from equinas.search.methods.equinas_e import EquiNASE, EquiNASESettings, relaxations
 from equinas.search.record import CandidateRecord
 from equinas.search.run_directory import RunDirectory
@@ -146,6 +146,29 @@ def test_baselines_run_through_the_same_interface(tmp_path, method, settings, ex
     if method == "prior":
         relaxed = result.candidates[1]
         assert relaxed.groups == ["C4", "C4"] and relaxed.lineage_epochs == pytest.approx(0.5)
+
+
+def test_every_method_derives_from_the_base_class_under_its_name() -> None:
+    for name, cls in METHODS.items():
+        assert issubclass(cls, SearchMethod) and cls.name == name
+        assert isinstance(cls().settings, cls.settings_class)
+
+
+def test_resolved_budgets_are_recorded_and_runs_of_older_versions_resume(tmp_path) -> None:
+    run_search(make_method("prior", targets=("C1",)), context(tmp_path))
+    meta_path = tmp_path / "run" / "search.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta["settings"]["prior_epochs"] == pytest.approx(0.25)  # half of the run's 0.5 epochs
+    # older versions recorded the settings as given: no prior_epochs
+    del meta["settings"]["prior_epochs"]
+    meta_path.write_text(json.dumps(meta))
+    resumed = run_search(make_method("prior", targets=("C1",)), context(tmp_path), resume=True)
+    assert [r.candidate_id for r in resumed.candidates] == ["prior-D4", "prior-D4-to-C1"]
+    with pytest.raises(ValueError, match="prior_epochs: 0.25 -> 0.3"):
+        run_search(make_method("prior", targets=("C1",), prior_epochs=0.3), context(tmp_path), resume=True)
+    with pytest.raises(ValueError, match="prior_epochs: 0.5 leaves nothing"):
+        run_search(make_method("prior", prior_epochs=0.5), context(tmp_path, "too-long"))
+    assert not (tmp_path / "too-long").exists()
 
 
 def test_unknown_methods_and_settings() -> None:

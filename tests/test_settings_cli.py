@@ -62,7 +62,8 @@ def test_every_declared_field_is_an_option_with_its_default() -> None:
     train = subparser(parser, "train")
     for cls in (TrainConfig, BackboneSettings, DataSettings):
         assert assert_declared_on(train, cls) == len(dataclasses.fields(cls))
-    for name, (_, settings_cls) in METHODS.items():
+    for name, method_cls in METHODS.items():
+        settings_cls = method_cls.settings_class
         search = subparser(parser, "search", name)
         replaced = stood_for(settings_cls, TrainConfig)
         assert assert_declared_on(search, TrainConfig, skip=replaced) == len(
@@ -70,7 +71,7 @@ def test_every_declared_field_is_an_option_with_its_default() -> None:
         ) - len(replaced)
         for cls in (BackboneSettings, DataSettings, ExecutorSettings, settings_cls):
             assert_declared_on(search, cls)
-    assert stood_for(METHODS["equinas_d"][1], TrainConfig) == {
+    assert stood_for(METHODS["equinas_d"].settings_class, TrainConfig) == {
         "arch_lr",
         "arch_weight_decay",
         "arch_every",

@@ -79,3 +79,15 @@ class RunLog:
         """Atomically (re)write ``summary.json``."""
         text = json.dumps(jsonable(summary), indent=2, allow_nan=False) + "\n"
         atomic_write_text(self.summary_path, text)
+
+
+def json_metadata(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``metadata`` as plain JSON types (``ValueError`` when it is no JSON-able dict); None stays None."""
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict):
+        raise ValueError(f"metadata must be a dict, got {type(metadata).__name__}")
+    try:
+        return jsonable(metadata)
+    except TypeError as error:
+        raise ValueError(f"metadata must be JSON-able: {error}") from error

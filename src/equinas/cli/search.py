@@ -28,7 +28,8 @@ def add_search(sub: argparse._SubParsersAction, with_methods: bool) -> None:
     from equinas.train.config import TrainConfig
 
     methods = parser.add_subparsers(dest="method", required=True)
-    for name, (method_cls, settings_cls) in sorted(METHODS.items()):
+    for name, method_cls in sorted(METHODS.items()):
+        settings_cls = method_cls.settings_class
         summary = (method_cls.__doc__ or name).strip().splitlines()[0]
         p = methods.add_parser(name, help=summary, description=summary)
         names = common.add_setting_groups(p, skip_train=stood_for(settings_cls, TrainConfig))
@@ -48,7 +49,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     from equinas.search.run_directory import RunDirectory
     from equinas.train.config import TrainConfig
 
-    method_cls, settings_cls = METHODS[args.method]
+    method_cls = METHODS[args.method]
+    settings_cls = method_cls.settings_class
     method = method_cls(settings_from(args, settings_cls))
     config = common.train_config(args, skip=stood_for(settings_cls, TrainConfig))
     backbone = common.backbone_settings(args)

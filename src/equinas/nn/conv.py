@@ -87,7 +87,7 @@ class ConvBase(CachedFilter):
         # layout of filter and output (``equinas.nn.layout``); a plain attribute, not state
         self.memory_format = torch.contiguous_format
         # called with the gradient of the expanded filter after every backward pass through
-        # ``forward`` (e.g. ``equinas.search.relaxation_signal.GradientRecorder``); not state
+        # ``forward`` (a probe that watches training sets it); not state
         self.filter_grad_hook: Callable[[torch.Tensor], None] | None = None
 
     @property

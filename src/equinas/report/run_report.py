@@ -8,7 +8,8 @@ from pathlib import Path
 from equinas.atomic import atomic_write_text
 from equinas.groups import subgroups
 from equinas.report import plots
-from equinas.report.tables import TERA, candidates_table, grouped_runs, number, run_summary
+from equinas.report.sections import LINES, PLOTS
+from equinas.report.tables import TERA, candidates_table, grouped_runs, run_summary
 from equinas.search.run_directory import RunDirectory
 
 
@@ -37,18 +38,10 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     title = f"{summary['method']} on {summary['task']}"
     files = {"pareto": plots.accuracy_vs_parameters(records, out_dir / "accuracy_vs_params.png", title)}
     extras = summary["extras"]
-    if "generations" in extras:
-        lattice = [g.name for g in subgroups(meta["backbone"]["ambient"])]
-        files["generations"] = plots.groups_per_generation(
-            extras["generations"], lattice, out_dir / "groups_per_generation.png", title
-        )
-    if "groups_over_training" in extras:
-        lattice = [g.name for g in subgroups(meta["backbone"]["ambient"])]
-        files["groups"] = plots.groups_over_training(
-            extras["groups_over_training"], lattice, out_dir / "groups_over_training.png", title
-        )
-    if "alpha" in extras:
-        files["alpha"] = plots.alpha_trajectories(extras["alpha"], out_dir / "alpha_trajectories.png", title)
+    lattice = [g.name for g in subgroups(meta["backbone"]["ambient"])]
+    for key, (name, draw) in PLOTS.items():
+        if key in extras:
+            files[name] = draw(extras[key], lattice, out_dir, title)
     best = summary["best"]
     cost = summary["total_cost"]
     diverged = sum(not r.ok for r in records)
@@ -63,24 +56,9 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
         f"- best: `{best.candidate_id}` groups `{' '.join(best.groups)}`, params {best.params:,}, "
         f"val {100 * (best.val_acc or 0):.2f} %, test {100 * (best.test_acc or 0):.2f} %",
     ]
-    if "search_overhead" in extras:
-        lines.append(
-            "- search overhead (search time / training the final network alone): "
-            f"{number(extras['search_overhead'], '.2f')}x"
-        )
-    if extras.get("equivariance_trajectory"):
-        errors = ", ".join(number(p["output"], ".2g") for p in extras["equivariance_trajectory"])
-        lines.append(f"- output equivariance error per epoch (ambient group, training images): {errors}")
-    if extras.get("decisions"):
-        lines += ["", "## Relaxations (signal / noise and p-value of the chosen subgroup's test)", ""]
-        lines += [
-            f"- epoch {d['epoch']:.3g}: layer {m['layer']} {m['from']} -> {m['to']} "
-            f"({m['tests'][m['to']]['signal'] / max(m['tests'][m['to']]['noise'], 1e-30):.3g}, "
-            f"p {m['tests'][m['to']]['p']:.2g})"
-            for d in extras["decisions"]
-            for m in d["layers"]
-            if m["to"] is not None
-        ] or ["- none"]
+    for key, section in LINES.items():
+        if key in extras:
+            lines += section(extras[key])
     lines += [
         "",
         "## Candidates (`*` = Pareto-optimal in validation accuracy vs parameters)",

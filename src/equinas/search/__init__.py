@@ -1,4 +1,4 @@
-"""Search methods behind one interface: ``method.run(ctx) -> SearchResult``."""
+"""Search methods deriving from one base class (``SearchMethod``); ``METHODS`` names them."""
 
 from __future__ import annotations
 
@@ -33,22 +33,25 @@ from equinas.search.methods.symmetry_breaking import SymmetryBreakingSearch, Sym
 from equinas.search.record import CandidateRecord
 from equinas.search.run_directory import RunDirectory
 
-METHODS: dict[str, tuple[type, type]] = {
-    "equinas_e": (EquiNASE, EquiNASESettings),
-    "equinas_d": (EquiNASD, EquiNASDSettings),
-    "equinas_g": (EquiNASG, EquiNASGSettings),
-    "fixed": (FixedGroups, FixedSettings),
-    "grid": (GridSearch, GridSettings),
-    "prior": (PriorRelaxed, PriorSettings),
-    "rpp": (RPPBaseline, LayerKindSettings),
-    "rgconv": (RelaxedConvBaseline, LayerKindSettings),
-    "cr": (ConstraintRelaxation, LayerKindSettings),
-    "random": (RandomSearch, RandomSettings),
-    "aen": (AENSearch, AENSettings),
-    "aen_gcnn": (AENGCNNSearch, AENGCNNSettings),
-    "lps": (LPSSearch, LPSSettings),
-    "symmetry_breaking": (SymmetryBreakingSearch, SymmetryBreakingSettings),
-    "clone": (SymmetryCloning, CloneSettings),
+METHODS: dict[str, type[SearchMethod[Any]]] = {
+    method.name: method
+    for method in (
+        EquiNASE,
+        EquiNASD,
+        EquiNASG,
+        FixedGroups,
+        GridSearch,
+        PriorRelaxed,
+        RPPBaseline,
+        RelaxedConvBaseline,
+        ConstraintRelaxation,
+        RandomSearch,
+        AENSearch,
+        AENGCNNSearch,
+        LPSSearch,
+        SymmetryBreakingSearch,
+        SymmetryCloning,
+    )
 }
 
 
@@ -56,9 +59,9 @@ def make_method(name: str, **settings: Any) -> SearchMethod:
     """The search method ``name`` with its settings (``ValueError`` for unknown names/settings)."""
     if name not in METHODS:
         raise ValueError(f"unknown search method {name!r}: expected one of {sorted(METHODS)}")
-    cls, settings_cls = METHODS[name]
+    cls = METHODS[name]
     try:
-        return cls(settings_cls(**settings))
+        return cls(cls.settings_class(**settings))
     except TypeError as err:
         raise ValueError(f"bad settings for {name}: {err}") from None
 

@@ -1,17 +1,19 @@
 """The interface every search method shares, and the machinery they all use.
 
-A method is a class with a ``Settings`` dataclass and ``run(ctx) -> SearchResult``; it
-turns architectures into ``CandidateJob``s and hands them to ``Evaluator.evaluate``, which
-runs them through the context's executor, stores every record (and, on request, weights)
-in the run directory as it arrives, and skips candidates that a killed run already finished.
+A method derives from ``SearchMethod``: a settings class, ``resolve(ctx)`` and
+``run(ctx) -> SearchResult``; it turns architectures into ``CandidateJob``s and hands them to
+``Evaluator.evaluate``, which runs them through the context's executor, stores every record
+(and, on request, weights) in the run directory as it arrives, and skips candidates that a
+killed run already finished.
 """
 
 from __future__ import annotations
 
 import sys
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from tqdm.auto import tqdm
 
@@ -24,6 +26,7 @@ from equinas.search.evaluate import CandidateJob, candidate_seed, run_candidate
 from equinas.search.record import CandidateRecord
 from equinas.search.run_directory import RunDirectory
 from equinas.search.validation import validate_search_settings
+from equinas.settings import Settings
 from equinas.train import TrainConfig
 from equinas.train.runtime import check_amp, resolve_device
 
@@ -90,18 +93,38 @@ class SearchResult:
         }
 
 
-class SearchMethod(Protocol):
-    """A search method: ``run(ctx)`` searches and returns the result.
+S = TypeVar("S", bound=Settings)
 
-    ``settings`` is the method's settings dataclass; ``run_search`` records it (``asdict``) in
-    the run's ``search.json``. A method may also have ``resolve(ctx) -> (method, ctx)``: what
-    a run actually uses (e.g. a budget split from ``ctx.train.epochs``), called by ``prepare``.
+
+class SearchMethod(ABC, Generic[S]):
+    """A search method: ``equinas search <name>``, configured by a ``settings_class`` instance.
+
+    A method is one module of ``search/methods/`` deriving from this class and one line of
+    ``search.METHODS``. ``run_search`` first calls ``resolve(ctx)``: the settings with every
+    budget the method derives from the context decided (e.g. EquiNAS_D's ``search_epochs`` from
+    ``ctx.train.epochs``), after every check that needs the context (``ValueError``), all
+    before the run directory is created. The run then uses a method built from the resolved
+    settings, on ``context(ctx)``, and ``search.json`` records those settings.
     """
 
     name: ClassVar[str]
-    settings: Any
+    settings_class: ClassVar[type[Settings]]
 
-    def run(self, ctx: SearchContext) -> SearchResult: ...
+    def __init__(self, settings: S | None = None) -> None:
+        self.settings: S = settings if settings is not None else cast(S, self.settings_class())
+
+    @abstractmethod
+    def resolve(self, ctx: SearchContext) -> S:
+        """The settings a run on ``ctx`` uses, every derived budget decided (``ValueError``
+        for settings that cannot run on ``ctx``); resolving resolved settings changes nothing."""
+
+    def context(self, ctx: SearchContext) -> SearchContext:
+        """The context a run with these (resolved) settings uses: ``ctx`` unless overridden."""
+        return ctx
+
+    @abstractmethod
+    def run(self, ctx: SearchContext) -> SearchResult:
+        """Search on ``ctx`` (prepared by ``run_search``) and return the result."""
 
 
 def best_of(records: Sequence[CandidateRecord]) -> CandidateRecord:
@@ -197,37 +220,42 @@ def finish(ctx: SearchContext, result: SearchResult) -> SearchResult:
     return result
 
 
-def prepare(method: SearchMethod, ctx: SearchContext) -> tuple[SearchMethod, SearchContext]:
+def prepare(method: SearchMethod[Any], ctx: SearchContext) -> tuple[SearchMethod[Any], SearchContext]:
     """The method and context a run uses: the settings checked against the backbone and the data
     (``validate_search_settings``) and the mixed precision against the device (``check_amp``),
-    then the method's own ``resolve(ctx)`` where it has one (EquiNAS_E splits its lineage budget
-    there)."""
+    then a method of the resolved settings (``method.resolve``) and its ``context``."""
     validate_search_settings(method.settings, ctx.backbone, ctx.data, ctx.train.batch_size)
     check_amp(ctx.train, resolve_device(ctx.train.device))
-    resolve = getattr(method, "resolve", None)
-    return resolve(ctx) if resolve is not None else (method, ctx)
+    resolved = type(method)(method.resolve(ctx))
+    return resolved, resolved.context(ctx)
 
 
-def run_search(method: SearchMethod, ctx: SearchContext, resume: bool = False) -> SearchResult:
+def recorded_settings(method: SearchMethod[Any], ctx: SearchContext, recorded: Any) -> Any:
+    """The settings of an existing run's ``search.json`` as this version records them: resolved on
+    ``ctx`` (runs recorded before a budget was resolved hold ``None`` or lack the field), so that
+    a resume compares like with like; ``recorded`` itself when it is no valid settings."""
+    try:
+        old = type(method)(method.settings_class(**recorded))
+        return asdict(type(method)(old.resolve(ctx)).settings)
+    except (TypeError, ValueError):
+        return recorded
+
+
+def run_search(method: SearchMethod[Any], ctx: SearchContext, resume: bool = False) -> SearchResult:
     """Check and resolve the settings (``prepare``), then, holding the run directory's lock
     (``RunDirectoryBusy`` when another process uses it), create (or resume) it, run ``method``
     and store its result."""
-    method, ctx = prepare(method, ctx)
-    with hold_run_directory(ctx.run.path):
-        return _run_prepared(method, ctx, resume)
-
-
-def _run_prepared(method: SearchMethod, ctx: SearchContext, resume: bool) -> SearchResult:
-    settings = asdict(method.settings)
-    meta = {
-        "method": method.name,
-        "task": ctx.task,
-        "data": {**ctx.data_settings, "fingerprint": ctx.data.fingerprint()},
-        "settings": settings,
-        "backbone": asdict(ctx.backbone),
-        "train": ctx.train.to_dict(),
-        "seed": ctx.seed,
-        "executor": ctx.executor.name,
-    }
-    ctx.run.create(meta, resume)
-    return finish(ctx, method.run(ctx))
+    resolved, run_ctx = prepare(method, ctx)
+    with hold_run_directory(run_ctx.run.path):
+        meta = {
+            "method": resolved.name,
+            "task": run_ctx.task,
+            "data": {**run_ctx.data_settings, "fingerprint": run_ctx.data.fingerprint()},
+            "settings": asdict(resolved.settings),
+            "backbone": asdict(run_ctx.backbone),
+            "train": run_ctx.train.to_dict(),
+            "seed": run_ctx.seed,
+            "executor": run_ctx.executor.name,
+        }
+        run_ctx.run.create(meta, resume, settings_of=lambda old: recorded_settings(method, ctx, old))
+        return finish(run_ctx, resolved.run(run_ctx))

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import zlib
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import torch
 
@@ -18,7 +19,6 @@ from equinas.metrics import equivariance_summary
 from equinas.metrics.cost import ComputeMeter
 from equinas.models import build_model, describe_layers
 from equinas.search.record import STATUS_DIVERGED, CandidateRecord
-from equinas.search.relaxation_signal import GradientRecorder
 from equinas.train import TrainConfig, TrainingDiverged, train
 from equinas.train.tensorboard import TensorBoardLogger
 
@@ -30,6 +30,24 @@ def candidate_seed(search_seed: int, candidate_id: str) -> int:
     return zlib.crc32(f"{search_seed}:{candidate_id}".encode()) & 0x7FFFFFFF
 
 
+class ProbeRecorder(AbstractContextManager[Any]):
+    """What a ``TrainingProbe`` attaches to a model: active inside its ``with`` block (the
+    training), then ``stats()`` gives its findings as JSON values."""
+
+    def stats(self) -> Any:
+        raise NotImplementedError
+
+
+class TrainingProbe(Protocol):
+    """A picklable request to watch a candidate's training steps (e.g. EquiNAS_G's
+    ``relaxation_signal.RelaxationSignal``); its findings go into ``record.extra[key]``. It
+    travels in the ``CandidateJob``, so the worker knows no method's probe."""
+
+    key: ClassVar[str]
+
+    def recorder(self, model: torch.nn.Module, config: TrainConfig, data: TaskData) -> ProbeRecorder: ...
+
+
 @dataclass
 class CandidateJob:
     """Everything needed to evaluate one candidate anywhere.
@@ -37,8 +55,7 @@ class CandidateJob:
     ``state`` holds inherited weights (EquiNAS_E children start from their relaxed parent);
     ``train`` is a ``TrainConfig.to_dict()``; ``return_state`` asks for the trained weights;
     ``tensorboard`` is a folder for TensorBoard event files (``TensorBoardLogger``), or None;
-    ``signal`` records the relaxation signal of the training steps into
-    ``record.extra["signal"]`` (``relaxation_signal.GradientRecorder``); ``score=False`` skips
+    ``probe`` watches the training steps (``TrainingProbe``); ``score=False`` skips
     everything after training (batch-norm recalibration, validation, test, equivariance
     errors): for an intermediate stage whose weights only go on training, its record has no
     accuracies and its cost is the training alone.
@@ -57,7 +74,7 @@ class CandidateJob:
     return_state: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
     tensorboard: str | None = None
-    signal: bool = False
+    probe: TrainingProbe | None = None
     score: bool = True
 
 
@@ -110,10 +127,7 @@ def run_candidate(job: CandidateJob, data: TaskData) -> CandidateOutcome:
         extra=dict(job.extra),
     )
     logger = TensorBoardLogger(job.tensorboard) if job.tensorboard else None
-    # the training set's own asymmetry: a symmetric population's N images give their mean
-    # gradient batch/N of one batch's noise energy in any freed direction
-    allowance = config.batch_size / len(data.train)
-    recorder = GradientRecorder(model, allowance) if job.signal else contextlib.nullcontext()
+    recorder = job.probe.recorder(model, config, data) if job.probe else contextlib.nullcontext()
     with ComputeMeter(model, data.train.batch(0)) as meter:
         try:
             with recorder:
@@ -131,8 +145,8 @@ def run_candidate(job: CandidateJob, data: TaskData) -> CandidateOutcome:
             if result.autocast is not None:
                 record.extra["autocast"] = result.autocast
             record.equivariance = measure_equivariance(model, data)
-            if job.signal:
-                record.extra["signal"] = recorder.stats()
+            if job.probe is not None:
+                record.extra[job.probe.key] = recorder.stats()
             if logger is not None:
                 logger.write_final(metrics, result.history[-1]["step"])
     cost = meter.cost()

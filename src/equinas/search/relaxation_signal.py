@@ -60,13 +60,17 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from equinas.data.task import TaskData
 from equinas.groups import PlanarGroup, parse_group, subgroups
 from equinas.nn import RegularConv
+from equinas.search.evaluate import ProbeRecorder
+from equinas.train import TrainConfig
 
 MAX_BLOCKS = 32
 EXACT_BLOCKS = 16
@@ -172,7 +176,7 @@ def sign_flip_tests(
     ]
 
 
-class GradientRecorder:
+class GradientRecorder(ProbeRecorder):
     """Records the relaxation tests of ``model``'s layers during training (a context manager).
 
     While active, every backward pass through a regular convolution of layer ``i`` (every
@@ -260,3 +264,16 @@ def decide(
         chosen = max(passed, key=lambda h: tests[h]["signal"] / max(tests[h]["noise"], 1e-300), default=None)
         decisions.append({"layer": layer, "from": current.name, "to": chosen, "tests": tests})
     return decisions
+
+
+@dataclass(frozen=True)
+class RelaxationSignal:
+    """The ``TrainingProbe`` of EquiNAS_G: a ``GradientRecorder`` over the candidate's training
+    steps, its ``stats()`` in ``record.extra["signal"]``. The allowance is the training set's own
+    asymmetry: a symmetric population's ``N`` images give their mean gradient ``batch / N`` of
+    one batch's noise energy in any freed direction."""
+
+    key: ClassVar[str] = "signal"
+
+    def recorder(self, model: nn.Module, config: TrainConfig, data: TaskData) -> GradientRecorder:
+        return GradientRecorder(model, config.batch_size / len(data.train))

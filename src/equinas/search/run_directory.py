@@ -21,6 +21,7 @@ import json
 import os
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,12 +87,16 @@ class RunDirectory:
     def jsonl(self) -> Path:
         return self.path / "candidates.jsonl"
 
-    def create(self, meta: dict[str, Any], resume: bool) -> None:
+    def create(
+        self, meta: dict[str, Any], resume: bool, settings_of: Callable[[Any], Any] | None = None
+    ) -> None:
         """Start a run (``FileExistsError`` if one exists and ``resume`` is False).
 
         A resume must describe the same search: any difference in ``RESUME_KEYS`` (method,
         task, data -- sizes, folder, options and a fingerprint of the loaded splits --,
         settings, backbone, training, seed) is refused with a ``ValueError`` naming it.
+        ``settings_of`` turns the recorded settings into what ``meta`` holds for the same search
+        (``search.base.recorded_settings``: resolved, for runs of older versions).
         """
         meta = json.loads(json.dumps(meta))  # compare in JSON types (tuples become lists)
         existing = self.path / "search.json"
@@ -105,6 +110,8 @@ class RunDirectory:
             self._refuse_foreign_files()
         if resume and existing.exists():
             old = self.read_json("search.json")
+            if settings_of is not None and "settings" in old:
+                old = {**old, "settings": json.loads(json.dumps(settings_of(old["settings"])))}
             changed = [
                 d
                 for key in RESUME_KEYS

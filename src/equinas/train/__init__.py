@@ -7,8 +7,9 @@ JSON logs; see ``Trainer`` for the protocol and ``hooks`` for the optional model
 
 from equinas.train.checkpoint import CheckpointError, load_checkpoint
 from equinas.train.config import TrainConfig
-from equinas.train.engine import Trainer, TrainingDiverged, TrainResult, train
+from equinas.train.engine import Trainer, train
 from equinas.train.evaluate import evaluate
+from equinas.train.result import TrainingDiverged, TrainResult
 
 __all__ = [
     "CheckpointError",

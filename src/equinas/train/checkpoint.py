@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from equinas.atomic import atomic_write
 from equinas.train.config import RESUMABLE_CHANGES, TrainConfig
+from equinas.train.rng import capture_rng_state, restore_rng_state
+
+if TYPE_CHECKING:
+    from equinas.train.engine import Trainer
 
 CHECKPOINT_NAME = "checkpoint.pt"
 FORMAT_VERSION = 1
@@ -169,3 +173,52 @@ def check_resumable(
         )
     if (checkpoint["arch_optimizer"] is None) == has_arch_optimizer:
         raise CheckpointError(f"checkpoint {path} and this model disagree on having architecture parameters")
+
+
+def trainer_checkpoint(trainer: Trainer) -> dict[str, Any]:
+    """The checkpoint of ``trainer`` now: everything ``restore_trainer`` needs to go on exactly."""
+    arch_optimizer = trainer.arch_optimizer
+    return {
+        "format_version": FORMAT_VERSION,
+        "model": trainer.model.state_dict(),
+        "optimizer": trainer.optimizer.state_dict(),
+        "arch_optimizer": arch_optimizer.state_dict() if arch_optimizer is not None else None,
+        "grad_scaler": trainer.scaler.state_dict(),
+        "global_step": trainer.global_step,
+        "steps_per_epoch": trainer.steps_per_epoch,
+        "num_train": len(trainer.data.train),
+        "data_fingerprint": trainer.data_fingerprint,
+        "epochs_done": trainer.epochs_done,
+        "wall_time": trainer.wall_time,
+        "rng": capture_rng_state(),
+        "history": trainer.history,
+        "config": trainer.config.to_dict(),
+        "metadata": trainer.metadata,
+    }
+
+
+def restore_trainer(trainer: Trainer, checkpoint: dict[str, Any], path: Path) -> None:
+    """Load ``trainer``'s model, optimizers, counters, history and RNG states from ``checkpoint``."""
+    check_resumable(
+        checkpoint,
+        path,
+        trainer.config,
+        trainer.data_fingerprint,
+        num_train=len(trainer.data.train),
+        steps_per_epoch=trainer.steps_per_epoch,
+        total_steps=trainer.total_steps,
+        has_arch_optimizer=trainer.arch_optimizer is not None,
+    )
+    try:
+        trainer.model.load_state_dict(checkpoint["model"])
+        trainer.optimizer.load_state_dict(checkpoint["optimizer"])
+        if trainer.arch_optimizer is not None:
+            trainer.arch_optimizer.load_state_dict(checkpoint["arch_optimizer"])
+        if trainer.scaler.is_enabled() and checkpoint["grad_scaler"]:
+            trainer.scaler.load_state_dict(checkpoint["grad_scaler"])
+    except (RuntimeError, ValueError, KeyError) as error:
+        raise CheckpointError(f"checkpoint {path} does not fit this model: {error}") from error
+    trainer.global_step = checkpoint["global_step"]
+    trainer.history = list(checkpoint["history"])
+    trainer.wall_time = checkpoint["wall_time"]
+    restore_rng_state(checkpoint["rng"])

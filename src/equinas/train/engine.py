@@ -6,7 +6,6 @@ import functools
 import math
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,25 +18,25 @@ from equinas.atomic import remove_stale_temp_files
 from equinas.data.task import Split, TaskData
 from equinas.nn.layout import set_memory_format
 from equinas.run_lock import hold_run_directory
-from equinas.runlog import RunLog, jsonable
+from equinas.runlog import RunLog, json_metadata, jsonable
 from equinas.train import hooks
 from equinas.train.augment import Augmenter
+from equinas.train.bilevel import ArchitectureSteps
 from equinas.train.checkpoint import (
     CHECKPOINT_NAME,
-    FORMAT_VERSION,
-    CheckpointError,
-    check_resumable,
     load_checkpoint,
+    restore_trainer,
     save_checkpoint,
+    trainer_checkpoint,
 )
 from equinas.train.config import TrainConfig, step_at
 from equinas.train.evaluate import evaluate
 from equinas.train.norm_stats import recalibrate_batch_norm
-from equinas.train.optim import LRSchedule, build_arch_optimizer, build_optimizer
+from equinas.train.objective import LabelLoss, Objective
+from equinas.train.optim import LRSchedule, build_optimizer
+from equinas.train.result import DIVERGENCE_ADVICE, TrainingDiverged, TrainResult
 from equinas.train.rng import (
-    capture_rng_state,
     derived_generator,
-    restore_rng_state,
     seed_everything,
 )
 from equinas.train.runtime import (
@@ -50,58 +49,23 @@ from equinas.train.runtime import (
 )
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite at 0-based ``epoch``, 1-based global ``step``; training
-    stopped before applying that step. Picklable (e.g. across worker processes)."""
-
-    def __init__(self, message: str, epoch: int, step: int, loss: float) -> None:
-        super().__init__(message)
-        self.epoch, self.step, self.loss = epoch, step, loss
-
-    def __reduce__(self) -> tuple[type, tuple[str, int, int, float]]:
-        return type(self), (str(self), self.epoch, self.step, self.loss)
-
-
-@dataclass
-class TrainResult:
-    """Outcome of a run. ``metrics`` holds the final ``train_loss``, ``train_acc``, ``val_loss``,
-    ``val_acc``, ``test_loss`` and ``test_acc`` (``None`` for an empty split); ``history`` one
-    record per (possibly partial) epoch; epochs are fractional counts of epochs done;
-    ``autocast`` names the dtype the forward passes ran in under autocast (``"bfloat16"``), or
-    is ``None`` (no mixed precision)."""
-
-    metrics: dict[str, float | None]
-    history: list[dict[str, Any]]
-    best_val_acc: float | None
-    best_val_epoch: float | None
-    epochs_done: float
-    wall_time: float
-    device: str
-    num_params: int
-    autocast: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON types."""
-        return jsonable(asdict(self))
-
-
 class Trainer:
     """Trains ``model`` on ``data`` as ``config`` says; ``run()`` does the work.
 
     Each epoch visits the train split in an order drawn from ``(config.seed, epoch)`` only, in
     batches of ``config.batch_size`` (the last one may be smaller); ``config.epochs`` may end
-    part-way through an epoch. Every step minimises cross-entropy plus the model's
-    ``regularization_loss()``. When the model has ``architecture_parameters()`` they are left
-    out of the weight optimizer; with ``config.arch_lr > 0`` each weight step is followed by
-    one Adam step of them on the cross-entropy of the next batch of ``search_split`` (default
-    ``data.val``), drawn from ``(config.seed, cycle)``, within the window that
-    ``arch_warmup_epochs`` and ``arch_epochs`` set. With ``config.augment`` every training
+    part-way through an epoch. Every step minimises ``objective`` (default ``LabelLoss``:
+    cross-entropy plus the model's ``regularization_loss()``; ``equinas.train.objective``).
+    When the model has ``architecture_parameters()`` they are left out of the weight
+    optimizer; with ``config.arch_lr > 0`` weight steps are followed by Adam steps of them on
+    the cross-entropy of batches of ``search_split`` (default ``data.val``) as
+    ``equinas.train.bilevel`` says. With ``config.augment`` every training
     batch is transformed by random elements drawn from ``(config.seed, step)`` (architecture
     and validation batches are not). After each epoch: validation,
     ``architecture_summary()``, checkpoint and log (with a ``run_dir``), then callbacks'
     ``on_epoch_end(state)``, where ``state`` is the epoch record plus ``history``, ``model``
     and ``run_dir``. A model that draws random choices adds ``score_function_loss(losses)``
-    of the step's per-example cross-entropies (``equinas.train.hooks``).
+    of the step's per-example cross-entropies to ``LabelLoss`` (``equinas.train.hooks``).
     """
 
     def __init__(
@@ -115,14 +79,15 @@ class Trainer:
         metadata: dict[str, Any] | None = None,
         callbacks: Iterable[Any] = (),
         progress: bool = True,
+        objective: Objective | None = None,
     ) -> None:
         if len(data.train) == 0:
             raise ValueError(f"task {data.name!r} has an empty train split; nothing to train on")
         self.config = config if config is not None else TrainConfig()
         self.data = data
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.metadata = _metadata(metadata)
-        self.callbacks = _callbacks(callbacks)
+        self.metadata = json_metadata(metadata)
+        self.callbacks = hooks.epoch_callbacks(callbacks)
         self.progress = progress
 
         self.device = resolve_device(self.config.device)
@@ -132,35 +97,20 @@ class Trainer:
         arch_ids = {id(p) for p in arch_params}
         self.weight_params = [p for p in self.model.parameters() if p.requires_grad and id(p) not in arch_ids]
         self.optimizer = build_optimizer(self.weight_params, self.config)
-        self.arch_optimizer = (
-            build_arch_optimizer(arch_params, self.config)
-            if arch_params and self.config.arch_lr > 0
-            else None
-        )
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.objective: Objective = objective if objective is not None else LabelLoss()
 
-        if self.arch_optimizer is not None and len(data.val if search_split is None else search_split) == 0:
-            raise ValueError(
-                "architecture search needs a non-empty search split (search_split, by default "
-                f"the val split of task {data.name!r})"
-            )
-        self._train = _to_device(data.train, self.device)
-        self._val = _to_device(data.val, self.device)
-        self._search = self._val if search_split is None else _to_device(search_split, self.device)
-        self._search_order: tuple[int, torch.Tensor] | None = None
-
+        self._train = data.train.to(self.device)
+        self._val = data.val.to(self.device)
         batch_size = self.config.batch_size
         self.steps_per_epoch = math.ceil(len(data.train) / batch_size)
+        search = self._val if search_split is None else search_split.to(self.device)
+        self.arch = ArchitectureSteps(arch_params, self.config, search, self.steps_per_epoch, data.name)
+        self.arch_optimizer = self.arch.optimizer
         self.total_steps = max(1, step_at(self.config.epochs, self.steps_per_epoch))
         self.num_epochs = math.ceil(self.total_steps / self.steps_per_epoch)
         self.schedule = LRSchedule(self.config, self.steps_per_epoch, self.total_steps)
         self.augment = Augmenter(self.config.augment, self.config.seed, background=self._train.background)
-        self.arch_start_step = round(self.config.arch_warmup_epochs * self.steps_per_epoch)
-        self.arch_stop_step = (
-            math.inf
-            if self.config.arch_epochs is None
-            else self.arch_start_step + round(self.config.arch_epochs * self.steps_per_epoch)
-        )
 
         start, stop = self.config.span or (0.0, self.config.epochs)
         self.stop_step = min(self.total_steps, max(1, step_at(stop, self.steps_per_epoch)))
@@ -170,7 +120,7 @@ class Trainer:
         self._log: RunLog | None = None
 
     @functools.cached_property
-    def _data_fingerprint(self) -> dict[str, str]:
+    def data_fingerprint(self) -> dict[str, str]:
         return self.data.fingerprint()
 
     @property
@@ -231,7 +181,7 @@ class Trainer:
                 raise FileExistsError(
                     f"{path} already exists; pass resume=True to continue that run, or use another run_dir"
                 )
-            self._restore(load_checkpoint(path), path)
+            restore_trainer(self, load_checkpoint(path), path)
             log.truncate_after(self.global_step)
             log.write("resume", self.global_step, epoch=self.epochs_done, autocast=dtype_name(self.amp_dtype))
         else:
@@ -247,32 +197,6 @@ class Trainer:
                 num_params=_num_params(self.model),
                 metadata=self.metadata,
             )
-
-    def _restore(self, checkpoint: dict[str, Any], path: Path) -> None:
-        """Load model, optimizers, counters, history and RNG states from ``checkpoint``."""
-        check_resumable(
-            checkpoint,
-            path,
-            self.config,
-            self._data_fingerprint,
-            num_train=len(self.data.train),
-            steps_per_epoch=self.steps_per_epoch,
-            total_steps=self.total_steps,
-            has_arch_optimizer=self.arch_optimizer is not None,
-        )
-        try:
-            self.model.load_state_dict(checkpoint["model"])
-            self.optimizer.load_state_dict(checkpoint["optimizer"])
-            if self.arch_optimizer is not None:
-                self.arch_optimizer.load_state_dict(checkpoint["arch_optimizer"])
-            if self.scaler.is_enabled() and checkpoint["grad_scaler"]:
-                self.scaler.load_state_dict(checkpoint["grad_scaler"])
-        except (RuntimeError, ValueError, KeyError) as error:
-            raise CheckpointError(f"checkpoint {path} does not fit this model: {error}") from error
-        self.global_step = checkpoint["global_step"]
-        self.history = list(checkpoint["history"])
-        self.wall_time = checkpoint["wall_time"]
-        restore_rng_state(checkpoint["rng"])
 
     # -- training ---------------------------------------------------------------------------
 
@@ -298,7 +222,7 @@ class Trainer:
             totals["loss"] += loss * len(index)
             totals["correct"] += correct
             totals["seen"] += len(index)
-            arch_index = self._arch_step_index(self.global_step)
+            arch_index = self.arch.index(self.global_step)
             if arch_index is not None:
                 totals["arch_loss"] += self._arch_step(arch_index, epoch, lr)
                 totals["arch_steps"] += 1
@@ -335,11 +259,7 @@ class Trainer:
         with autocast(self.device, self.amp_dtype):
             logits = self.model(images)
             self._check_logits(logits, len(labels))
-            ce = F.cross_entropy(logits.float(), labels)
-            extra = hooks.regularization_loss(self.model)
-            loss = ce if extra is None else ce + extra
-            surrogate = hooks.score_function_loss(self.model, logits, labels)
-            loss = loss if surrogate is None else loss + surrogate
+            loss, ce = self.objective(self.model, images, labels, logits)
         correct = (logits.argmax(dim=1) == labels).sum()
         loss_value, ce_value, correct_value = torch.stack(
             [loss.detach().float(), ce.detach().float(), correct.float()]
@@ -354,18 +274,9 @@ class Trainer:
         self.scaler.update()
         return loss_value, ce_value, correct_value
 
-    def _arch_step_index(self, step: int) -> int | None:
-        """Which architecture step follows weight step ``step`` (its place in the search
-        stream), or ``None`` when none does (no architecture search, outside its window, or
-        skipped)."""
-        if self.arch_optimizer is None or not self.arch_start_step <= step < self.arch_stop_step:
-            return None
-        index, offset = divmod(step - self.arch_start_step, self.config.arch_every)
-        return index if offset == 0 else None
-
     def _arch_step(self, index: int, epoch: int, lr: float) -> float:
         """Architecture step ``index``: one Adam step on the search batch ``index``; its loss."""
-        images, labels = self._search_batch(index)
+        images, labels = self.arch.batch(index)
         with autocast(self.device, self.amp_dtype):
             loss = F.cross_entropy(self.model(images).float(), labels)
         value = loss.item()
@@ -375,17 +286,6 @@ class Trainer:
         self.scaler.step(self.arch_optimizer)
         self.scaler.update()
         return value
-
-    def _search_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Batch ``step`` of the endless search stream: reshuffled after every full pass."""
-        batch_size = self.config.batch_size
-        cycle, batch = divmod(step, math.ceil(len(self._search) / batch_size))
-        if self._search_order is None or self._search_order[0] != cycle:
-            generator = derived_generator(self.config.seed, "search", cycle)
-            order = torch.randperm(len(self._search), generator=generator).to(self.device)
-            self._search_order = (cycle, order)
-        index = self._search_order[1][batch * batch_size : (batch + 1) * batch_size]
-        return self._search.batch(index), self._search.labels[index]
 
     def _check_logits(self, logits: torch.Tensor, batch: int) -> None:
         expected = (batch, self.data.num_classes)
@@ -406,8 +306,8 @@ class Trainer:
             else "no checkpoint was written"
         )
         message = (
-            f"training diverged in epoch {epoch} at step {step} ({phase} loss is {loss}); "
-            f"try a lower learning rate (lr={lr:g}), grad_clip, or amp=False; {where}"
+            f"training diverged in epoch {epoch} at step {step} ({phase} loss is {loss}, lr={lr:g}); "
+            f"{DIVERGENCE_ADVICE}; {where}"
         )
         if self._log is not None:
             self._log.write("diverged", step, epoch=epoch, loss=str(loss), message=message)
@@ -431,7 +331,7 @@ class Trainer:
         record = jsonable(record)
         self.history.append(record)
         if self._log is not None:
-            save_checkpoint(self.checkpoint_path, self._checkpoint())
+            save_checkpoint(self.checkpoint_path, trainer_checkpoint(self))
             self._log.write("epoch", **record)
         state = {
             **record,
@@ -456,26 +356,6 @@ class Trainer:
         if len(self._val) > 0:
             val = self._evaluate(self._val)
             record["val_loss"], record["val_acc"] = val["loss"], val["acc"]
-
-    def _checkpoint(self) -> dict[str, Any]:
-        arch_optimizer = self.arch_optimizer
-        return {
-            "format_version": FORMAT_VERSION,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "arch_optimizer": arch_optimizer.state_dict() if arch_optimizer is not None else None,
-            "grad_scaler": self.scaler.state_dict(),
-            "global_step": self.global_step,
-            "steps_per_epoch": self.steps_per_epoch,
-            "num_train": len(self.data.train),
-            "data_fingerprint": self._data_fingerprint,
-            "epochs_done": self.epochs_done,
-            "wall_time": self.wall_time,
-            "rng": capture_rng_state(),
-            "history": self.history,
-            "config": self.config.to_dict(),
-            "metadata": self.metadata,
-        }
 
     def _evaluate(self, split: Split) -> dict[str, float | int]:
         return evaluate(self.model, split, self.config.eval_batch_size, self.device, self.amp_dtype)
@@ -527,6 +407,7 @@ def train(
     *,
     search_split: Split | None = None,
     metadata: dict[str, Any] | None = None,
+    objective: Objective | None = None,
 ) -> TrainResult:
     """``Trainer(model, data, config, run_dir, ...).run(resume)``; see ``Trainer``."""
     trainer = Trainer(
@@ -538,32 +419,10 @@ def train(
         metadata=metadata,
         callbacks=callbacks,
         progress=progress,
+        objective=objective,
     )
     return trainer.run(resume)
 
 
-def _to_device(split: Split, device: torch.device) -> Split:
-    return split.to(device)
-
-
 def _num_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def _metadata(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
-    if metadata is None:
-        return None
-    if not isinstance(metadata, dict):
-        raise ValueError(f"metadata must be a dict, got {type(metadata).__name__}")
-    try:
-        return jsonable(metadata)
-    except TypeError as error:
-        raise ValueError(f"metadata must be JSON-able: {error}") from error
-
-
-def _callbacks(callbacks: Iterable[Any]) -> tuple[Any, ...]:
-    callbacks = tuple(callbacks)
-    for callback in callbacks:
-        if not callable(getattr(callback, "on_epoch_end", None)):
-            raise TypeError(f"callback {callback!r} has no on_epoch_end(state) method")
-    return callbacks

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -79,3 +80,12 @@ def architecture_summary(model: nn.Module) -> dict[str, Any] | None:
         return None
     with torch.no_grad():
         return jsonable(hook())
+
+
+def epoch_callbacks(callbacks: Iterable[Any]) -> tuple[Any, ...]:
+    """``callbacks`` as a tuple (``TypeError`` naming one without ``on_epoch_end(state)``)."""
+    callbacks = tuple(callbacks)
+    for callback in callbacks:
+        if not callable(getattr(callback, "on_epoch_end", None)):
+            raise TypeError(f"callback {callback!r} has no on_epoch_end(state) method")
+    return callbacks

@@ -37,15 +37,15 @@ The Q-learning runs in float64 so that rewards of large accuracy gaps stay finit
 from __future__ import annotations
 
 import math
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from equinas.groups import Element, PlanarGroup, generated_subgroup, parse_group
 from equinas.groups.grid_permutations import NETWORK_STEP, TRANSFORMS, canonical_transforms
 from equinas.models.aen import AENSpec
-from equinas.search.base import Evaluator, SearchContext, SearchResult, best_of
+from equinas.search.base import Evaluator, SearchContext, SearchMethod, SearchResult, best_of
 from equinas.search.dqn import DQNAgent, EpsilonSchedule, State, Transition
 from equinas.search.evaluate import CandidateJob, candidate_seed
 from equinas.search.record import CandidateRecord
@@ -288,13 +288,17 @@ def toggle(state: State, action: int) -> State:
     return tuple(b ^ (i == action) for i, b in enumerate(state))
 
 
-class DQNSearch(ABC):
+D = TypeVar("D", bound=DQNSettings)
+
+
+class DQNSearch(SearchMethod[D]):
     """The loop shared by both AEN searches; subclasses choose the state space and schedule."""
 
-    name: ClassVar[str]
     reference_schedule: ClassVar[EpsilonSchedule]
     reference_models: ClassVar[int]
-    settings: DQNSettings
+
+    def resolve(self, ctx: SearchContext) -> D:
+        return self.settings
 
     @abstractmethod
     def space(self, ctx: SearchContext) -> StateSpace: ...
@@ -385,29 +389,25 @@ class DQNSearch(ABC):
         return SearchResult(self.name, best_of(records), records, extras=extras)
 
 
-class AENSearch(DQNSearch):
+class AENSearch(DQNSearch[AENSettings]):
     """AEN over small-group equivariances of the fully connected EQNet; see the module docstring."""
 
-    name: ClassVar[str] = "aen"
+    name = "aen"
+    settings_class = AENSettings
     reference_schedule = FC_EPSILON
     reference_models = FC_REFERENCE_MODELS
-
-    def __init__(self, settings: AENSettings | None = None):
-        self.settings = settings or AENSettings()
 
     def space(self, ctx: SearchContext) -> EQNetSpace:
         return EQNetSpace.from_context(ctx, self.settings)
 
 
-class AENGCNNSearch(DQNSearch):
+class AENGCNNSearch(DQNSearch[AENGCNNSettings]):
     """AEN over generator subsets of D4 for the G-CNN backbone; see the module docstring."""
 
-    name: ClassVar[str] = "aen_gcnn"
+    name = "aen_gcnn"
+    settings_class = AENGCNNSettings
     reference_schedule = GCNN_EPSILON
     reference_models = GCNN_REFERENCE_MODELS
-
-    def __init__(self, settings: AENGCNNSettings | None = None):
-        self.settings = settings or AENGCNNSettings()
 
     def space(self, ctx: SearchContext) -> GroupSpace:
         return GroupSpace(self.settings.generators, parse_group(ctx.backbone.ambient), ctx)

@@ -20,7 +20,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
@@ -28,7 +28,7 @@ from torch import nn
 from equinas.groups import PlanarGroup, parse_group
 from equinas.metrics.cost import ComputeMeter
 from equinas.models import build_model, describe_layers
-from equinas.search.base import Evaluator, SearchContext, SearchResult, best_of
+from equinas.search.base import Evaluator, SearchContext, SearchMethod, SearchResult, best_of
 from equinas.search.evaluate import candidate_seed, measure_equivariance
 from equinas.search.record import CandidateRecord
 from equinas.search.run_directory import RunDirectory
@@ -75,6 +75,9 @@ class CloneSettings(Settings):
         (0.4, 0.3, 0.3),
         check=_split,
         help="fractions of --epochs for teacher, cloning and fine-tuning (sum 1)",
+    )
+    phase_epochs: tuple[float, ...] | None = setting(
+        None, at_least=0, help="epochs of teacher, cloning and fine-tuning (default: --split of --epochs)"
     )
     loss: str = setting("mse", choices=CLONE_LOSSES, help="distance between the logits")
     temperature: float = setting(1.0, above=0, help="temperature of the kl loss")
@@ -136,24 +139,32 @@ def _scored_record(
     return record
 
 
-class SymmetryCloning:
+class SymmetryCloning(SearchMethod[CloneSettings]):
     """Symmetry cloning: a G-CNN teacher, a plain student cloned on transformed inputs, fine-tuned."""
 
-    name: ClassVar[str] = "clone"
+    name = "clone"
+    settings_class = CloneSettings
 
-    def __init__(self, settings: CloneSettings | None = None):
-        self.settings = settings or CloneSettings()
+    def resolve(self, ctx: SearchContext) -> CloneSettings:
+        """``phase_epochs`` decided (``split`` of the run's epochs)."""
+        s = self.settings
+        epochs = s.phase_epochs or tuple(ctx.train.epochs * f for f in s.split)
+        if len(epochs) != 3 or min(epochs[1:]) <= 0:
+            raise s.fail("phase_epochs", f"expected three epochs, the last two > 0, got {epochs!r}")
+        return dataclasses.replace(s, phase_epochs=epochs)
 
     def run(self, ctx: SearchContext) -> SearchResult:
         s = self.settings
         ev = Evaluator(ctx, self.name)
         group = parse_group(s.group, ambient=ctx.backbone.ambient)
-        epochs = ctx.train.epochs
-        teacher_record, teacher = self._teacher(ctx, ev, epochs * s.split[0])
+        if s.phase_epochs is None:
+            raise ValueError("symmetry cloning runs on resolved settings (run_search resolves them)")
+        teacher_epochs, clone_epochs, finetune_epochs = s.phase_epochs
+        teacher_record, teacher = self._teacher(ctx, ev, teacher_epochs)
         student_spec = ctx.backbone.spec(ctx.data, "C1").to_dict()
         cloned = ev.evaluate_here(
             "clone",
-            lambda: self._clone(ctx, teacher, student_spec, group, epochs * s.split[1], teacher_record),
+            lambda: self._clone(ctx, teacher, student_spec, group, clone_epochs, teacher_record),
         )
         finetune = ev.job(
             "finetuned",
@@ -162,7 +173,7 @@ class SymmetryCloning:
             parent_id=cloned.candidate_id,
             mutation="finetune",
             lineage_epochs=cloned.lineage_epochs,
-            train=ctx.train_dict(epochs=epochs * s.split[2]),
+            train=ctx.train_dict(epochs=finetune_epochs),
         )
         (finetuned,) = ev.evaluate([finetune], label="fine-tuning")
         extras = {

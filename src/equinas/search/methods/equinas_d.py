@@ -28,15 +28,16 @@ breaks it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
 from equinas.metrics.cost import ComputeMeter
 from equinas.models import build_model, describe_layers
 from equinas.nn.mixed import HalvingSchedule
-from equinas.search.base import Evaluator, SearchContext, SearchResult, best_of
+from equinas.search.base import Evaluator, SearchContext, SearchMethod, SearchResult, best_of
 from equinas.search.evaluate import candidate_seed, measure_equivariance
 from equinas.search.record import CandidateRecord
 from equinas.search.space import search_space, space_names
@@ -142,19 +143,29 @@ def alpha_trajectories(
     return points
 
 
-class EquiNASD:
+class EquiNASD(SearchMethod[EquiNASDSettings]):
     """Differentiable equivariance-aware NAS; see the module docstring."""
 
-    name: ClassVar[str] = "equinas_d"
+    name = "equinas_d"
+    settings_class = EquiNASDSettings
 
-    def __init__(self, settings: EquiNASDSettings | None = None):
-        self.settings = settings or EquiNASDSettings()
+    def resolve(self, ctx: SearchContext) -> EquiNASDSettings:
+        """``search_epochs`` (default: 4/3 of the run's epochs) and ``warmup_epochs`` (default: a
+        third of the decision window's end, 0 without pruning) decided; ``ValueError`` when the
+        warmup leaves no window to decide in."""
+        s = self.settings
+        epochs = s.search_epochs or SEARCH_EPOCHS_PER_RUN_EPOCH * ctx.train.epochs
+        halving = s.halving(epochs, 1)
+        warmup = (s.warmup_epochs or 0.0) if halving is None else halving[0].begin
+        return dataclasses.replace(s, search_epochs=epochs, warmup_epochs=warmup)
 
     def run(self, ctx: SearchContext) -> SearchResult:
         s = self.settings
         ev = Evaluator(ctx, self.name)
         groups = [g.name for g in search_space(ctx.backbone.ambient, s.groups)]
-        epochs = s.search_epochs or SEARCH_EPOCHS_PER_RUN_EPOCH * ctx.train.epochs
+        epochs = s.search_epochs
+        if epochs is None:
+            raise ValueError("EquiNAS_D runs on resolved settings (run_search resolves them)")
         options: dict[str, Any] = {"prior": s.prior} if s.prior else {}
         if s.normalize:
             options["normalize"] = True

@@ -25,12 +25,11 @@ from __future__ import annotations
 import dataclasses
 import random
 from dataclasses import dataclass
-from typing import ClassVar
 
 from equinas.groups import maximal_elements
 from equinas.models import ArchSpec, build_model
 from equinas.morphisms import relax_network
-from equinas.search.base import Evaluator, SearchContext, SearchResult, best_of
+from equinas.search.base import Evaluator, SearchContext, SearchMethod, SearchResult, best_of
 from equinas.search.evaluate import CandidateJob
 from equinas.search.record import CandidateRecord
 from equinas.search.selection import pareto_select, top_k
@@ -104,20 +103,27 @@ def relaxations(spec: ArchSpec, space: tuple[str, ...] | None = None) -> list[tu
     return moves
 
 
-class EquiNASE:
+class EquiNASE(SearchMethod[EquiNASESettings]):
     """Evolutionary equivariance-aware NAS; see the module docstring."""
 
-    name: ClassVar[str] = "equinas_e"
+    name = "equinas_e"
+    settings_class = EquiNASESettings
 
-    def __init__(self, settings: EquiNASESettings | None = None):
-        self.settings = settings or EquiNASESettings()
+    def resolve(self, ctx: SearchContext) -> EquiNASESettings:
+        """``epochs_per_generation`` resolved from the lineage budget ``ctx.train.epochs``."""
+        return self.settings.for_lineage(ctx.train.epochs)
 
-    def resolve(self, ctx: SearchContext) -> tuple[EquiNASE, SearchContext]:
-        """The method and context a run uses: ``epochs_per_generation`` resolved from the lineage
-        budget ``ctx.train.epochs``, which becomes the per-candidate budget of the record."""
-        settings = self.settings.for_lineage(ctx.train.epochs)
-        train = dataclasses.replace(ctx.train, epochs=settings.epochs_per_generation)
-        return EquiNASE(settings), dataclasses.replace(ctx, train=train)
+    def context(self, ctx: SearchContext) -> SearchContext:
+        """``ctx`` with ``epochs_per_generation`` as the per-candidate budget of the record."""
+        return dataclasses.replace(ctx, train=dataclasses.replace(ctx.train, epochs=self._epochs))
+
+    @property
+    def _epochs(self) -> float:
+        """The resolved ``epochs_per_generation``."""
+        epochs = self.settings.epochs_per_generation
+        if epochs is None:
+            raise ValueError("EquiNAS_E runs on resolved settings (run_search resolves them)")
+        return epochs
 
     def _children(
         self, ev: Evaluator, parent: CandidateRecord, generation: int, first_index: int, epochs: float
@@ -165,7 +171,7 @@ class EquiNASE:
     ) -> list[CandidateRecord]:
         """Train the children of ``population``; the records to select from."""
         s = self.settings
-        epochs = s.epochs_per_generation / 2 if s.halving else s.epochs_per_generation
+        epochs = self._epochs / 2 if s.halving else self._epochs
         jobs: list[CandidateJob] = []
         for parent in population:
             jobs.extend(self._children(ev, parent, generation, len(jobs), epochs))
@@ -183,7 +189,7 @@ class EquiNASE:
                 parent_id=child.candidate_id,
                 mutation="promoted",
                 lineage_epochs=child.lineage_epochs,
-                train=ev.ctx.train_dict(epochs=s.epochs_per_generation - epochs),
+                train=ev.ctx.train_dict(epochs=self._epochs - epochs),
                 return_state=True,
             )
             for child in survivors
@@ -201,9 +207,6 @@ class EquiNASE:
         return chosen
 
     def run(self, ctx: SearchContext) -> SearchResult:
-        if self.settings.epochs_per_generation is None:
-            method, ctx = self.resolve(ctx)
-            return method.run(ctx)
         s = self.settings
         ev = Evaluator(ctx, self.name)
         trace_path = ctx.run.path / "generations.json"
@@ -216,7 +219,7 @@ class EquiNASE:
             root = ev.job(
                 "g00-000",
                 ctx.backbone.spec(ctx.data, start),
-                train=ctx.train_dict(epochs=s.initial_epochs or s.epochs_per_generation),
+                train=ctx.train_dict(epochs=s.initial_epochs or self._epochs),
                 return_state=True,
             )
             population = self._select(ev.evaluate([root], label="generation 0"))

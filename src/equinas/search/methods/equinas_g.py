@@ -22,17 +22,18 @@ function of the stored parts, so a resumed run neither repeats nor loses one.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from equinas.groups import parse_group
 from equinas.models import ArchSpec, build_model
 from equinas.morphisms import relax_network
-from equinas.search.base import Evaluator, SearchContext, SearchResult
+from equinas.search.base import Evaluator, SearchContext, SearchMethod, SearchResult
 from equinas.search.evaluate import candidate_seed
 from equinas.search.record import CandidateRecord
-from equinas.search.relaxation_signal import decide
+from equinas.search.relaxation_signal import RelaxationSignal, decide
 from equinas.search.space import search_space, space_names
 from equinas.settings import Settings, setting
 from equinas.train.config import step_at
@@ -58,6 +59,9 @@ class EquiNASGSettings(Settings):
         help="significance level of the run's relaxation tests: the chance that it relaxes any layer whose "
         "constraint costs nothing (each layer's test at each decision gets alpha / (layers * decisions))",
     )
+    decide_epochs: tuple[float, ...] | None = setting(
+        None, above=0, help="epochs after which relaxations are decided (default: --decide-at of --epochs)"
+    )
     start_group: str | None = setting(
         None, subgroups=True, help="group of every layer at the start (default: the ambient group)"
     )
@@ -76,34 +80,36 @@ class EquiNASGSettings(Settings):
             raise self.fail("decide_at", f"expected strictly increasing fractions, got {fractions!r}")
 
 
-class EquiNASG:
+class EquiNASG(SearchMethod[EquiNASGSettings]):
     """One network, each layer relaxed while it trains where a test finds its constraint costs loss."""
 
-    name: ClassVar[str] = "equinas_g"
+    name = "equinas_g"
+    settings_class = EquiNASGSettings
 
-    def __init__(self, settings: EquiNASGSettings | None = None):
-        self.settings = settings or EquiNASGSettings()
-
-    def resolve(self, ctx: SearchContext) -> tuple[EquiNASG, SearchContext]:
-        """Refuse, before any training, a run whose parts are too short for a test to reject."""
+    def resolve(self, ctx: SearchContext) -> EquiNASGSettings:
+        """``decide_epochs`` decided (``decide_at`` of the run's epochs); refuses, before any
+        training, decisions out of order or past the end, and parts too short for a test to reject."""
+        s, epochs = self.settings, ctx.train.epochs
+        decide = s.decide_epochs or tuple(f * epochs for f in s.decide_at)
+        if any(b <= a for a, b in zip(decide, decide[1:], strict=False)) or not decide[-1] < epochs:
+            raise s.fail(
+                "decide_epochs", f"expected increasing epochs below --epochs {epochs:g}, got {decide}"
+            )
+        resolved = dataclasses.replace(s, decide_epochs=decide)
         needed = min_steps(self._level(ctx))
-        _check_parts(self._bounds(ctx.train.epochs), len(ctx.data.train), ctx.train.batch_size, needed)
-        return self, ctx
+        _check_parts(_bounds(resolved, epochs), len(ctx.data.train), ctx.train.batch_size, needed)
+        return resolved
 
     def _level(self, ctx: SearchContext) -> float:
         """The level of one layer's test at one decision: ``alpha / (layers * decisions)``."""
         return self.settings.alpha / (len(ctx.backbone.layer_blocks()) * len(self.settings.decide_at))
-
-    def _bounds(self, epochs: float) -> list[float]:
-        """Epochs where the parts start, then the end of the run."""
-        return [0.0, *(f * epochs for f in self.settings.decide_at), epochs]
 
     def run(self, ctx: SearchContext) -> SearchResult:
         s = self.settings
         ev = Evaluator(ctx, self.name)
         ambient = parse_group(ctx.backbone.ambient)
         space = search_space(ambient, s.space)
-        bounds = self._bounds(ctx.train.epochs)
+        bounds = _bounds(s, ctx.train.epochs)
         spec = ctx.backbone.spec(ctx.data, s.start_group or ctx.backbone.ambient)
         state: dict[str, Any] | None = None
         parent: CandidateRecord | None = None
@@ -121,7 +127,7 @@ class EquiNASG:
                 mutation=_mutation(trace, part),
                 lineage_epochs=start,
                 return_state=True,
-                signal=not last,
+                probe=None if last else RelaxationSignal(),
                 score=last,
             )
             job.seed = candidate_seed(ctx.seed, "p00")  # one run: every part draws the batches of one seed
@@ -154,6 +160,13 @@ class EquiNASG:
             if decision["to"] is not None:
                 model = relax_network(model, decision["layer"], decision["to"])
         return model.spec, {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _bounds(settings: EquiNASGSettings, epochs: float) -> list[float]:
+    """Epochs where the parts start (resolved ``decide_epochs``), then the end of the run."""
+    if settings.decide_epochs is None:
+        raise ValueError("EquiNAS_G runs on resolved settings (run_search resolves them)")
+    return [0.0, *settings.decide_epochs, epochs]
 
 
 def min_steps(level: float) -> int:

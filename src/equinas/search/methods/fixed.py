@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 from equinas.models.backbone import named_spec
-from equinas.search.base import Evaluator, SearchContext, SearchResult, best_of
+from equinas.search.base import Evaluator, SearchContext, SearchMethod, SearchResult, best_of
 from equinas.settings import Settings, setting
 
 PAPER_GROUPS = ("C1", "C2", "C4", "D1", "D2", "D4")
@@ -25,23 +24,23 @@ class FixedSettings(Settings):
     )
 
 
-class FixedGroups:
+def fixed_networks(ctx: SearchContext, method: str, groups: list[str]) -> SearchResult:
+    """One network per group (or named architecture) of ``groups``, the best by validation accuracy."""
+    ev = Evaluator(ctx, method)
+    # candidate ids (hence seeds) depend on the group only: fixed-C4 of a grid is fixed-C4
+    jobs = [ev.job(f"fixed-{g.replace(':', '-')}", named_spec(g, ctx.backbone, ctx.data)) for g in groups]
+    records = ev.evaluate(jobs, label="fixed G-CNNs")
+    return SearchResult(method, best_of(records), records)
+
+
+class FixedGroups(SearchMethod[FixedSettings]):
     """Fixed G-CNN baselines: one network per group, every layer constrained to it."""
 
-    name: ClassVar[str] = "fixed"
+    name = "fixed"
+    settings_class = FixedSettings
 
-    def __init__(self, settings: FixedSettings | None = None):
-        self.settings = settings or FixedSettings()
-
-    def groups(self, ctx: SearchContext) -> list[str]:
-        return list(self.settings.groups)
+    def resolve(self, ctx: SearchContext) -> FixedSettings:
+        return self.settings
 
     def run(self, ctx: SearchContext) -> SearchResult:
-        ev = Evaluator(ctx, self.name)
-        # candidate ids (hence seeds) depend on the group only: fixed-C4 of a grid is fixed-C4
-        jobs = [
-            ev.job(f"fixed-{g.replace(':', '-')}", named_spec(g, ctx.backbone, ctx.data))
-            for g in self.groups(ctx)
-        ]
-        records = ev.evaluate(jobs, label="fixed G-CNNs")
-        return SearchResult(self.name, best_of(records), records)
+        return fixed_networks(ctx, self.name, list(self.settings.groups))

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 from equinas.groups import subgroups
-from equinas.search.base import SearchContext
-from equinas.search.methods.fixed import FixedGroups
+from equinas.search.base import SearchContext, SearchMethod, SearchResult
+from equinas.search.methods.fixed import fixed_networks
 from equinas.settings import Settings
 
 
@@ -16,13 +15,14 @@ class GridSettings(Settings):
     """The grid has no settings: it trains one network per subgroup of the ambient group."""
 
 
-class GridSearch(FixedGroups):
+class GridSearch(SearchMethod[GridSettings]):
     """Grid: one fixed G-CNN per subgroup of the ambient lattice, the best by validation accuracy."""
 
-    name: ClassVar[str] = "grid"
+    name = "grid"
+    settings_class = GridSettings
 
-    def __init__(self, settings: GridSettings | None = None):
-        self.settings = settings or GridSettings()
+    def resolve(self, ctx: SearchContext) -> GridSettings:
+        return self.settings
 
-    def groups(self, ctx: SearchContext) -> list[str]:
-        return [g.name for g in subgroups(ctx.backbone.ambient)]
+    def run(self, ctx: SearchContext) -> SearchResult:
+        return fixed_networks(ctx, self.name, [g.name for g in subgroups(ctx.backbone.ambient)])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from equinas.search.base import Evaluator, SearchContext, SearchResult
+from equinas.search.base import Evaluator, SearchContext, SearchMethod, SearchResult
 from equinas.settings import Settings, setting
 
 
@@ -19,14 +19,14 @@ class LayerKindSettings(Settings):
     )
 
 
-class LayerKindBaseline:
+class LayerKindBaseline(SearchMethod[LayerKindSettings]):
     """RPP (kind ``rpp``), relaxed group conv (``rgconv``) or constraint relaxation (``cr``)."""
 
     kind: ClassVar[str]
-    name: ClassVar[str]
+    settings_class = LayerKindSettings
 
-    def __init__(self, settings: LayerKindSettings | None = None):
-        self.settings = settings or LayerKindSettings()
+    def resolve(self, ctx: SearchContext) -> LayerKindSettings:
+        return self.settings
 
     def run(self, ctx: SearchContext) -> SearchResult:
         s = self.settings

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 from equinas.models.lps import LPSSpec
-from equinas.search.base import Evaluator, SearchContext, SearchResult
+from equinas.search.base import Evaluator, SearchContext, SearchMethod, SearchResult
 from equinas.settings import Settings, same_as, setting
 
 
@@ -29,13 +28,14 @@ class LPSSettings(Settings):
     eval_samples: int = same_as(LPSSpec, "eval_samples")
 
 
-class LPSSearch:
+class LPSSearch(SearchMethod[LPSSettings]):
     """LPS (Kim et al. 2023): a backbone symmetrized by a learned distribution over the ambient group."""
 
-    name: ClassVar[str] = "lps"
+    name = "lps"
+    settings_class = LPSSettings
 
-    def __init__(self, settings: LPSSettings | None = None):
-        self.settings = settings or LPSSettings()
+    def resolve(self, ctx: SearchContext) -> LPSSettings:
+        return self.settings
 
     def run(self, ctx: SearchContext) -> SearchResult:
         s = self.settings

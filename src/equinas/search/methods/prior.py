@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import ClassVar
 
 from equinas.models import build_model
 from equinas.morphisms import relax_network
-from equinas.search.base import Evaluator, SearchContext, SearchResult, best_of
+from equinas.search.base import Evaluator, SearchContext, SearchMethod, SearchResult, best_of
 from equinas.settings import Settings, setting
 
 
@@ -21,20 +21,31 @@ class PriorSettings(Settings):
         ("C4", "C1"), subgroups=True, within="prior", help="subgroups of --prior the network is relaxed to"
     )
     prior_fraction: float = setting(0.5, above=0, below=1, help="share of --epochs spent under the prior")
+    prior_epochs: float | None = setting(
+        None, above=0, help="epochs under the prior (default: --prior-fraction of --epochs)"
+    )
 
 
-class PriorRelaxed:
+class PriorRelaxed(SearchMethod[PriorSettings]):
     """ "Prior" baselines: a network trained under one group, then relaxed to a fixed subgroup."""
 
-    name: ClassVar[str] = "prior"
+    name = "prior"
+    settings_class = PriorSettings
 
-    def __init__(self, settings: PriorSettings | None = None):
-        self.settings = settings or PriorSettings()
+    def resolve(self, ctx: SearchContext) -> PriorSettings:
+        """``prior_epochs`` decided (``prior_fraction`` of the run's epochs); ``ValueError`` when
+        it leaves no epochs for the relaxed networks."""
+        s = self.settings
+        first = ctx.train.epochs * s.prior_fraction if s.prior_epochs is None else s.prior_epochs
+        if not first < ctx.train.epochs:
+            raise s.fail("prior_epochs", f"{first:g} leaves nothing of --epochs {ctx.train.epochs:g}")
+        return dataclasses.replace(s, prior_epochs=first)
 
     def run(self, ctx: SearchContext) -> SearchResult:
         s = self.settings
         ev = Evaluator(ctx, self.name)
-        first = ctx.train.epochs * s.prior_fraction
+        first = s.prior_epochs
+        assert first is not None, "run_search resolves prior_epochs"
         (root,) = ev.evaluate(
             [
                 ev.job(

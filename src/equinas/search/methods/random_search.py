@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import ClassVar
 
 from equinas.groups import subgroups
-from equinas.search.base import Evaluator, SearchContext, SearchResult, best_of
+from equinas.search.base import Evaluator, SearchContext, SearchMethod, SearchResult, best_of
 from equinas.settings import Settings, setting
 
 
@@ -18,13 +17,14 @@ class RandomSettings(Settings):
     samples: int = setting(4, at_least=1, help="architectures drawn")
 
 
-class RandomSearch:
+class RandomSearch(SearchMethod[RandomSettings]):
     """Random search over per-layer groups from the ambient subgroup lattice."""
 
-    name: ClassVar[str] = "random"
+    name = "random"
+    settings_class = RandomSettings
 
-    def __init__(self, settings: RandomSettings | None = None):
-        self.settings = settings or RandomSettings()
+    def resolve(self, ctx: SearchContext) -> RandomSettings:
+        return self.settings
 
     def run(self, ctx: SearchContext) -> SearchResult:
         ev = Evaluator(ctx, self.name)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from equinas.models.symmetry_breaking import SymmetryBreakingSpec
-from equinas.search.base import Evaluator, SearchContext, SearchResult
+from equinas.search.base import Evaluator, SearchContext, SearchMethod, SearchResult
 from equinas.search.record import CandidateRecord
 from equinas.settings import Settings, same_as, setting
 
@@ -39,20 +40,22 @@ def equivariance_trajectory(record: CandidateRecord) -> list[dict[str, Any]]:
     return points
 
 
-class SymmetryBreakingSearch:
+class SymmetryBreakingSearch(SearchMethod[SymmetryBreakingSettings]):
     """Symmetry breaking (Ashman et al. 2024): a G-CNN fed learned, untransformed input maps."""
 
-    name: ClassVar[str] = "symmetry_breaking"
+    name = "symmetry_breaking"
+    settings_class = SymmetryBreakingSettings
 
-    def __init__(self, settings: SymmetryBreakingSettings | None = None):
-        self.settings = settings or SymmetryBreakingSettings()
-
-    def run(self, ctx: SearchContext) -> SearchResult:
-        s = self.settings
+    def resolve(self, ctx: SearchContext) -> SymmetryBreakingSettings:
+        """``group`` decided (default: the ambient group); ``ValueError`` unless the backbone is plain."""
         if ctx.backbone.backbone != "plain":
             raise ValueError(
                 f"symmetry_breaking builds on the plain backbone, got --backbone {ctx.backbone.backbone}"
             )
+        return dataclasses.replace(self.settings, group=self.settings.group or ctx.backbone.ambient)
+
+    def run(self, ctx: SearchContext) -> SearchResult:
+        s = self.settings
         group = s.group or ctx.backbone.ambient
         ev = Evaluator(ctx, self.name)
         spec = SymmetryBreakingSpec(
