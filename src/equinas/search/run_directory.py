@@ -26,8 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from equinas.atomic import append_text, atomic_write, atomic_write_text, remove_stale_temp_files_under
+from equinas.models import build_model
 from equinas.run_lock import LOCK_NAME
 from equinas.runlog import jsonable
 from equinas.search.record import CandidateRecord
@@ -279,6 +281,12 @@ class RunDirectory:
             raise
         except Exception as err:
             raise ValueError(f"cannot read the weights {path} (truncated or corrupt?): {err}") from None
+
+    def trained_model(self, record: CandidateRecord) -> nn.Module:
+        """The network of ``record`` (its ``spec``) with its stored weights, on the CPU."""
+        model = build_model(record.spec)
+        model.load_state_dict(self.load_state(record.candidate_id))
+        return model
 
     def has_state(self, candidate_id: str) -> bool:
         return (self.states / f"{candidate_id}.pt").exists()

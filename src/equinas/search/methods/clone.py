@@ -28,14 +28,16 @@ from torch import nn
 from equinas.groups import PlanarGroup, parse_group
 from equinas.metrics.cost import ComputeMeter
 from equinas.models import build_model, describe_layers
-from equinas.search.base import Evaluator, SearchContext, SearchMethod, SearchResult, best_of
+from equinas.search.base import Evaluator, SearchContext, SearchMethod, SearchResult
 from equinas.search.evaluate import candidate_seed, measure_equivariance
 from equinas.search.record import CandidateRecord
 from equinas.search.run_directory import RunDirectory
+from equinas.search.selection import best_of
 from equinas.settings import Settings, setting
 from equinas.train import TrainConfig, evaluate, load_checkpoint
 from equinas.train.checkpoint import CHECKPOINT_NAME, checkpoint_spec
 from equinas.train.distill import CLONE_LOSSES, clone_logits, logit_distance
+from equinas.train.result import DIVERGENCE_ADVICE
 from equinas.train.runtime import amp_dtype, resolve_device
 
 HELD_OUT = 256  # validation images on which the student's imitation of the teacher is measured
@@ -197,7 +199,7 @@ class SymmetryCloning(SearchMethod[CloneSettings]):
             )
             (record,) = ev.evaluate([job], label="teacher")
             if not record.ok:
-                raise ValueError(f"the {s.group} teacher diverged; try a lower --lr")
+                raise ValueError(f"the {s.group} teacher diverged; {DIVERGENCE_ADVICE}")
             spec, state = record.spec, ctx.run.load_state(record.candidate_id)
         else:
             spec, state = load_teacher(s.teacher_from)
