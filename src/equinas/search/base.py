@@ -180,7 +180,7 @@ class Evaluator:
             self._store(outcome.record)
             results[todo[j]] = outcome.record
             bar.update(1)
-            scored = [r.val_acc for r in results.values() if r.scored]
+            scored = [r.val_acc for r in results.values() if r.val_acc is not None and r.ok]
             if scored:
                 bar.set_postfix(best_val=f"{max(scored):.3f}")
         bar.close()

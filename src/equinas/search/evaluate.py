@@ -130,15 +130,15 @@ def run_candidate(job: CandidateJob, data: TaskData) -> CandidateOutcome:
         extra=dict(job.extra),
     )
     logger = TensorBoardLogger(job.tensorboard) if job.tensorboard else None
-    recorder = job.probe.recorder(model, config, data) if job.probe else contextlib.nullcontext()
+    probe = job.probe
+    recorder = probe.recorder(model, config, data) if probe is not None else None
     with ComputeMeter(model, data.train.batch(0)) as meter:
         try:
-            with recorder:
+            with recorder if recorder is not None else contextlib.nullcontext():
                 result = train(model, data, config, progress=False, callbacks=[logger] if logger else ())
         except TrainingDiverged as err:
             record.status = STATUS_DIVERGED
             record.extra["divergence"] = {"epoch": err.epoch, "step": err.step, "loss": str(err.loss)}
-            result = None
         else:
             metrics = result.metrics
             record.val_acc, record.test_acc = metrics["val_acc"], metrics["test_acc"]
@@ -148,13 +148,13 @@ def run_candidate(job: CandidateJob, data: TaskData) -> CandidateOutcome:
             if result.autocast is not None:
                 record.extra["autocast"] = result.autocast
             record.equivariance = measure_equivariance(model, data)
-            if job.probe is not None:
-                record.extra[job.probe.key] = recorder.stats()
+            if probe is not None and recorder is not None:
+                record.extra[probe.key] = recorder.stats()
             if logger is not None:
                 logger.write_final(metrics, result.history[-1]["step"])
     cost = meter.cost()
     record.cost, record.time_s = cost.to_dict(), cost.train_seconds
-    keep = job.return_state and result is not None
+    keep = job.return_state and record.ok
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()} if keep else None
     return CandidateOutcome(record, state)
 

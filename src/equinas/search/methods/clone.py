@@ -32,7 +32,7 @@ from equinas.models import build_model, describe_layers
 from equinas.search.base import Evaluator, SearchContext, SearchMethod, SearchResult
 from equinas.search.evaluate import candidate_seed, measure_equivariance, score_here
 from equinas.search.record import CandidateRecord
-from equinas.search.run_directory import RunDirectory
+from equinas.search.run_directory import RunDirectory, spec_network
 from equinas.search.selection import best_of
 from equinas.settings import Settings, setting
 from equinas.train import TrainConfig, load_checkpoint
@@ -179,7 +179,7 @@ class SymmetryCloning(SearchMethod[CloneSettings]):
             model = ctx.run.trained_model(record)
         else:
             spec, state = load_teacher(s.teacher_from)
-            model = build_model(spec)
+            model = spec_network(build_model(spec))
             model.load_state_dict(state)
             # scored on a copy: its recalibrated batch norms must not change the teacher, which
             # a resumed run (that reuses this record) would not recalibrate

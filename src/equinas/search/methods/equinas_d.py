@@ -37,6 +37,7 @@ from equinas.models import build_model
 from equinas.nn.mixed import HalvingSchedule
 from equinas.search.base import Evaluator, SearchContext, SearchMethod, SearchResult
 from equinas.search.evaluate import candidate_seed, score_here
+from equinas.search.run_directory import spec_network
 from equinas.search.selection import best_of
 from equinas.search.space import search_space, space_names
 from equinas.settings import Settings, same_as, setting
@@ -174,7 +175,7 @@ class EquiNASD(SearchMethod[EquiNASDSettings]):
                 layer["options"] = {**layer.get("options", {}), "halving": [schedule.begin, schedule.end]}
             warmup = halving[0].begin
             arch_epochs = max(h.end for h in halving) - warmup
-        initial = build_model(spec).architecture_summary()
+        initial = spec_network(build_model(spec)).architecture_summary()
         train = ctx.train_dict(
             epochs=epochs,
             arch_lr=s.arch_lr,

@@ -32,6 +32,7 @@ from equinas.morphisms import relax_network
 from equinas.search.base import Evaluator, SearchContext, SearchMethod, SearchResult
 from equinas.search.evaluate import CandidateJob
 from equinas.search.record import CandidateRecord
+from equinas.search.run_directory import spec_network
 from equinas.search.selection import best_of, pareto_select, top_k
 from equinas.search.space import search_space, space_names
 from equinas.settings import Settings, setting
@@ -96,7 +97,7 @@ def relaxations(spec: ArchSpec, space: tuple[str, ...] | None = None) -> list[tu
     of ``space`` (default: the whole lattice, i.e. the maximal subgroups) that are proper
     subgroups of the layer's group."""
     allowed = search_space(spec.ambient_group(), space)
-    moves = []
+    moves: list[tuple[int, str]] = []
     for i in range(len(spec.layers)):
         group = spec.layer_group(i)
         below = [h for h in allowed if h != group and h.is_subgroup_of(group)]
@@ -153,7 +154,7 @@ class EquiNASE(SearchMethod[EquiNASESettings]):
             )
         ]
         for offset, (layer, group) in enumerate(moves, start=1):
-            child = relax_network(model, layer, group)
+            child = spec_network(relax_network(model, layer, group))
             before = parent.spec["layers"][layer]["group"]
             jobs.append(
                 ev.job(

@@ -34,6 +34,7 @@ from equinas.search.base import Evaluator, SearchContext, SearchMethod, SearchRe
 from equinas.search.evaluate import candidate_seed
 from equinas.search.record import CandidateRecord
 from equinas.search.relaxation_signal import RelaxationSignal, decide
+from equinas.search.run_directory import spec_network
 from equinas.search.space import search_space, space_names
 from equinas.settings import Settings, setting
 from equinas.train.config import step_at
@@ -158,7 +159,7 @@ class EquiNASG(SearchMethod[EquiNASGSettings]):
         model = ctx.run.trained_model(record)
         for decision in decisions:
             if decision["to"] is not None:
-                model = relax_network(model, decision["layer"], decision["to"])
+                model = spec_network(relax_network(model, decision["layer"], decision["to"]))
         return model.spec, {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 

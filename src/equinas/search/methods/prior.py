@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from equinas.morphisms import relax_network
 from equinas.search.base import Evaluator, SearchContext, SearchMethod, SearchResult
+from equinas.search.run_directory import spec_network
 from equinas.search.selection import best_of
 from equinas.settings import Settings, setting
 
@@ -62,7 +63,7 @@ class PriorRelaxed(SearchMethod[PriorSettings]):
         for target in s.targets:
             child = model
             for layer in range(model.num_layers):
-                child = relax_network(child, layer, target)
+                child = spec_network(relax_network(child, layer, target))
             jobs.append(
                 ev.job(
                     f"prior-{s.prior}-to-{target}",
