@@ -31,7 +31,7 @@ def test_cloned_student_matches_its_teacher_on_held_out_transformed_inputs():
     train(teacher, data, TRAIN, progress=False)
     student = build_model(BACKBONE.spec(data, "C1").to_dict())
     untrained = copy.deepcopy(student)
-    clone_logits(student, teacher, data.train, TrainConfig.from_dict({**TRAIN.to_dict(), "epochs": 6}), d4)
+    clone_logits(student, teacher, data, TrainConfig.from_dict({**TRAIN.to_dict(), "epochs": 6}), d4)
     held_out = data.test.images  # never seen while cloning
     before = logit_distance(untrained, teacher, held_out, d4, seed=9)
     after = logit_distance(student, teacher, held_out, d4, seed=9)

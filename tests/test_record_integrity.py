@@ -13,10 +13,10 @@ from conftest import synthetic_task
 from equinas.execution import LocalExecutor
 from equinas.search import BackboneSettings, SearchContext, make_method, run_search
 from equinas.search import evaluate as evaluate_module
-from equinas.search.base import best_of
 from equinas.search.evaluate import candidate_seed
 from equinas.search.record import CandidateRecord
 from equinas.search.run_directory import RecordWarning, RunDirectory
+from equinas.search.selection import best_of
 from equinas.train import TrainConfig, TrainingDiverged
 
 BACKBONE = BackboneSettings(widths=(1, 2), pools_after=(0,), kernel_size=3, hidden=None)

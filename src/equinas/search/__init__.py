@@ -10,7 +10,6 @@ from equinas.search.base import (
     SearchContext,
     SearchMethod,
     SearchResult,
-    best_of,
     run_search,
 )
 from equinas.search.methods.aen import AENGCNNSearch, AENGCNNSettings, AENSearch, AENSettings
@@ -32,6 +31,7 @@ from equinas.search.methods.random_search import RandomSearch, RandomSettings
 from equinas.search.methods.symmetry_breaking import SymmetryBreakingSearch, SymmetryBreakingSettings
 from equinas.search.record import CandidateRecord
 from equinas.search.run_directory import RunDirectory
+from equinas.search.selection import best_of
 
 METHODS: dict[str, type[SearchMethod[Any]]] = {
     method.name: method

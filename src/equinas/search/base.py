@@ -127,16 +127,6 @@ class SearchMethod(ABC, Generic[S]):
         """Search on ``ctx`` (prepared by ``run_search``) and return the result."""
 
 
-def best_of(records: Sequence[CandidateRecord]) -> CandidateRecord:
-    """Highest validation accuracy among the candidates that trained without diverging (and
-    have one: ``record.scored``); ties go to fewer parameters, then to the id."""
-    usable = [r for r in records if r.scored]
-    if not usable:
-        detail = f" ({len(records)} diverged; try a lower --lr or --grad-clip)" if records else ""
-        raise ValueError(f"no candidate was evaluated successfully{detail}")
-    return max(usable, key=lambda r: (r.val_acc or 0.0, -r.params, r.candidate_id))
-
-
 class Evaluator:
     """Runs jobs through the executor, persisting each record as it arrives.
 
@@ -190,7 +180,7 @@ class Evaluator:
             self._store(outcome.record)
             results[todo[j]] = outcome.record
             bar.update(1)
-            scored = [r.val_acc for r in results.values() if r.scored]
+            scored = [r.val_acc for r in results.values() if r.val_acc is not None and r.ok]
             if scored:
                 bar.set_postfix(best_val=f"{max(scored):.3f}")
         bar.close()

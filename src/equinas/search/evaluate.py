@@ -19,7 +19,10 @@ from equinas.metrics import equivariance_summary
 from equinas.metrics.cost import ComputeMeter
 from equinas.models import build_model, describe_layers
 from equinas.search.record import STATUS_DIVERGED, CandidateRecord
-from equinas.train import TrainConfig, TrainingDiverged, train
+from equinas.train import TrainConfig, TrainingDiverged, evaluate, train
+from equinas.train.norm_stats import recalibrate_batch_norm
+from equinas.train.rng import derived_generator
+from equinas.train.runtime import amp_dtype
 from equinas.train.tensorboard import TensorBoardLogger
 
 EQUIVARIANCE_BATCH = 32
@@ -127,15 +130,15 @@ def run_candidate(job: CandidateJob, data: TaskData) -> CandidateOutcome:
         extra=dict(job.extra),
     )
     logger = TensorBoardLogger(job.tensorboard) if job.tensorboard else None
-    recorder = job.probe.recorder(model, config, data) if job.probe else contextlib.nullcontext()
+    probe = job.probe
+    recorder = probe.recorder(model, config, data) if probe is not None else None
     with ComputeMeter(model, data.train.batch(0)) as meter:
         try:
-            with recorder:
+            with recorder if recorder is not None else contextlib.nullcontext():
                 result = train(model, data, config, progress=False, callbacks=[logger] if logger else ())
         except TrainingDiverged as err:
             record.status = STATUS_DIVERGED
             record.extra["divergence"] = {"epoch": err.epoch, "step": err.step, "loss": str(err.loss)}
-            result = None
         else:
             metrics = result.metrics
             record.val_acc, record.test_acc = metrics["val_acc"], metrics["test_acc"]
@@ -145,12 +148,54 @@ def run_candidate(job: CandidateJob, data: TaskData) -> CandidateOutcome:
             if result.autocast is not None:
                 record.extra["autocast"] = result.autocast
             record.equivariance = measure_equivariance(model, data)
-            if job.probe is not None:
-                record.extra[job.probe.key] = recorder.stats()
+            if probe is not None and recorder is not None:
+                record.extra[probe.key] = recorder.stats()
             if logger is not None:
                 logger.write_final(metrics, result.history[-1]["step"])
     cost = meter.cost()
     record.cost, record.time_s = cost.to_dict(), cost.train_seconds
-    keep = job.return_state and result is not None
+    keep = job.return_state and record.ok
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()} if keep else None
     return CandidateOutcome(record, state)
+
+
+def score_here(
+    model: torch.nn.Module,
+    spec: dict[str, Any],
+    data: TaskData,
+    config: TrainConfig,
+    candidate_id: str,
+    method: str,
+    seed: int,
+    **fields: Any,
+) -> CandidateRecord:
+    """The record of ``model`` (of ``spec``, already trained), scored in this process as the
+    trainer scores at its end: batch norms recalibrated (``config.bn_recalibration`` batches of
+    the train split drawn from ``(seed, "bn-recalibration", 0)``), then validation and test loss
+    and accuracy (None for an empty split) and the equivariance errors. Its ``cost`` and
+    ``time_s`` count these passes; ``fields`` fill the rest of the record."""
+    device = next(model.parameters()).device
+    dtype = amp_dtype(config, device)
+    record = CandidateRecord(
+        candidate_id=candidate_id,
+        method=method,
+        spec=spec,
+        groups=describe_layers(spec),
+        params=sum(p.numel() for p in model.parameters()),
+        val_acc=None,
+        test_acc=None,
+        seed=seed,
+        **fields,
+    )
+    with ComputeMeter(model, data.train.batch(0)) as meter:
+        batches, generator = config.bn_recalibration, derived_generator(seed, "bn-recalibration", 0)
+        recalibrate_batch_norm(model, data.train, batches, config.batch_size, generator, dtype)
+        for name, split in (("val", data.val), ("test", data.test)):
+            if len(split):
+                scores = evaluate(model, split, config.eval_batch_size, device, dtype)
+                setattr(record, f"{name}_acc", scores["acc"])
+                setattr(record, f"{name}_loss", scores["loss"])
+        record.equivariance = measure_equivariance(model, data)
+    cost = meter.cost()
+    record.cost, record.time_s = cost.to_dict(), cost.train_seconds
+    return record

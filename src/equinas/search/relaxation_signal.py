@@ -58,7 +58,9 @@ rewarded.
 
 from __future__ import annotations
 
+import functools
 import itertools
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -68,8 +70,10 @@ from torch import nn
 
 from equinas.data.task import TaskData
 from equinas.groups import PlanarGroup, parse_group, subgroups
+from equinas.models.network import SpecNetwork
 from equinas.nn import RegularConv
 from equinas.search.evaluate import ProbeRecorder
+from equinas.search.run_directory import spec_network
 from equinas.train import TrainConfig
 
 MAX_BLOCKS = 32
@@ -187,7 +191,7 @@ class GradientRecorder(ProbeRecorder):
     steps themselves are the samples: measuring costs no extra pass.
     """
 
-    def __init__(self, model: nn.Module, allowance: float = 0.0, max_blocks: int = MAX_BLOCKS):
+    def __init__(self, model: SpecNetwork, allowance: float = 0.0, max_blocks: int = MAX_BLOCKS):
         self.model, self.allowance = model, allowance
         self.units = [
             [m for name in model.layer_modules(i) if isinstance(m := model.get_submodule(name), RegularConv)]
@@ -221,11 +225,16 @@ class GradientRecorder(ProbeRecorder):
         ambient = self.model.ambient
         groups = [self.model.spec.layer_group(i) for i in range(self.model.num_layers)]
         sizes = self.blocks[id(self.units[0][0])].sizes
-        tests = []
+        tests: list[dict[str, dict[str, float]]] = []
         for unit, current in zip(self.units, groups, strict=True):
-            cross = sum(
-                autocorrelation(torch.stack(self.blocks[id(c)].sums), ambient, self.actions[id(c)], c.lifting)
-                for c in unit
+            cross = functools.reduce(
+                operator.add,
+                [
+                    autocorrelation(
+                        torch.stack(self.blocks[id(c)].sums), ambient, self.actions[id(c)], c.lifting
+                    )
+                    for c in unit
+                ],
             )
             candidates = [h for h in subgroups(ambient) if h != current and h.is_subgroup_of(current)]
             if not candidates:
@@ -276,4 +285,4 @@ class RelaxationSignal:
     key: ClassVar[str] = "signal"
 
     def recorder(self, model: nn.Module, config: TrainConfig, data: TaskData) -> GradientRecorder:
-        return GradientRecorder(model, config.batch_size / len(data.train))
+        return GradientRecorder(spec_network(model), config.batch_size / len(data.train))

@@ -16,6 +16,7 @@ Layout of a run directory::
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
@@ -23,15 +24,26 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
+from torch import nn
 
 from equinas.atomic import append_text, atomic_write, atomic_write_text, remove_stale_temp_files_under
+from equinas.models import build_model
+from equinas.models.network import SpecNetwork
 from equinas.run_lock import LOCK_NAME
 from equinas.runlog import jsonable
 from equinas.search.record import CandidateRecord
 from equinas.train.config import RESULT_NEUTRAL
+
+
+def spec_network(model: nn.Module) -> SpecNetwork:
+    """``model`` as the backbone's network (``SpecNetwork``: spec, layers, relaxations);
+    ``TypeError`` for a network of another family."""
+    if not isinstance(model, SpecNetwork):
+        raise TypeError(f"expected a network of the backbone (SpecNetwork), got {type(model).__name__}")
+    return model
 
 
 class RecordWarning(UserWarning):
@@ -198,7 +210,12 @@ class RunDirectory:
             return
         cut = data.rfind(b"\n") + 1
         index = len(list(self.path.glob("candidates.jsonl.torn-*")))
-        atomic_write(self.path / f"candidates.jsonl.torn-{index}", lambda handle: handle.write(data[cut:]))
+        fragment = data[cut:]
+
+        def write_fragment(handle: BinaryIO) -> None:
+            handle.write(fragment)
+
+        atomic_write(self.path / f"candidates.jsonl.torn-{index}", write_fragment)
         with open(self.jsonl, "r+b") as handle:
             handle.truncate(cut)
             handle.flush()
@@ -269,7 +286,7 @@ class RunDirectory:
 
     # -- weights -------------------------------------------------------------------------------
     def save_state(self, candidate_id: str, state: dict[str, torch.Tensor]) -> None:
-        atomic_write(self.states / f"{candidate_id}.pt", lambda handle: torch.save(state, handle))
+        atomic_write(self.states / f"{candidate_id}.pt", functools.partial(torch.save, state))
 
     def load_state(self, candidate_id: str) -> dict[str, torch.Tensor]:
         path = self.states / f"{candidate_id}.pt"
@@ -279,6 +296,13 @@ class RunDirectory:
             raise
         except Exception as err:
             raise ValueError(f"cannot read the weights {path} (truncated or corrupt?): {err}") from None
+
+    def trained_model(self, record: CandidateRecord) -> SpecNetwork:
+        """The network of ``record`` (its ``spec``: a CNN or ResNet of the backbone) with its
+        stored weights, on the CPU."""
+        model = spec_network(build_model(record.spec))
+        model.load_state_dict(self.load_state(record.candidate_id))
+        return model
 
     def has_state(self, candidate_id: str) -> bool:
         return (self.states / f"{candidate_id}.pt").exists()

@@ -1,4 +1,4 @@
-"""Selection rules: top-k by validation accuracy, or Pareto fronts over (accuracy, parameters).
+"""Selection rules: the best or top-k by validation accuracy, or Pareto fronts over (accuracy, parameters).
 
 Selections consider only candidates that trained without diverging and have a validation
 accuracy (``record.scored``).
@@ -9,15 +9,28 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from equinas.search.record import CandidateRecord
+from equinas.train.result import DIVERGENCE_ADVICE
 
 
 def _rank_key(r: CandidateRecord) -> tuple[float, int, str]:
+    """The one ranking rule: higher validation accuracy first, ties to fewer parameters, then
+    to the smaller id."""
     return (-(r.val_acc or 0.0), r.params, r.candidate_id)
 
 
 def top_k(records: Sequence[CandidateRecord], k: int) -> list[CandidateRecord]:
     """The ``k`` best by validation accuracy (ties: fewer parameters, then id)."""
     return sorted((r for r in records if r.scored), key=_rank_key)[:k]
+
+
+def best_of(records: Sequence[CandidateRecord]) -> CandidateRecord:
+    """The best candidate (``top_k``'s first) of those that trained without diverging and have a
+    validation accuracy (``record.scored``); ``ValueError`` when there is none."""
+    best = top_k(records, 1)
+    if not best:
+        detail = f" ({len(records)} diverged; {DIVERGENCE_ADVICE})" if records else ""
+        raise ValueError(f"no candidate was evaluated successfully{detail}")
+    return best[0]
 
 
 def dominates(a: CandidateRecord, b: CandidateRecord) -> bool:

@@ -36,7 +36,8 @@ def validate_method_settings(settings: Any, ambient: str | PlanarGroup) -> None:
     owner = label_of(settings)
     parsed: dict[str, list[PlanarGroup]] = {}
     within: dict[str, str] = {}
-    for f, _, decl in declared_fields(type(settings)):
+    settings_type: type = type(settings)
+    for f, _, decl in declared_fields(settings_type):
         value = getattr(settings, f.name)
         if decl is None or not decl.subgroups or value is None:
             continue
@@ -47,8 +48,8 @@ def validate_method_settings(settings: Any, ambient: str | PlanarGroup) -> None:
         for name in names:
             try:
                 if decl.architectures and is_paper_name(name):
-                    for group in paper_groups(name):
-                        parse_group(group, ambient=amb)
+                    for layer_group in paper_groups(name):
+                        parse_group(layer_group, ambient=amb)
                 else:
                     groups.append(parse_group(name, ambient=amb))
             except ValueError as err:

@@ -1,9 +1,10 @@
 """Logit matching on group-transformed inputs: the cloning phase of symmetry cloning.
 
-``clone_logits(student, teacher, split, config, group)`` trains ``student`` so that
+``clone_logits(student, teacher, data, config, group)`` trains ``student`` so that
 ``student(g . x) ~ teacher(g . x)`` for training images ``x`` and random elements ``g`` of
-``group`` (one per image, drawn from ``(config.seed, step)`` like ``TrainConfig.augment``).
-The teacher runs in eval mode without gradients; only the student's weights move. Losses:
+``group`` (one per image, drawn from ``(config.seed, step)``: ``TrainConfig.augment``), through
+the one training engine with the ``LogitMatching`` objective. The teacher runs in eval mode
+without gradients; only the student's weights move. Losses:
 
 - ``mse``: ``mean_{i,c} (s_ic - t_ic)^2`` over the batch and the logits;
 - ``kl``: ``T^2 * mean_i KL(softmax(t_i / T) || softmax(s_i / T))`` with temperature ``T``.
@@ -11,20 +12,18 @@ The teacher runs in eval mode without gradients; only the student's weights move
 
 from __future__ import annotations
 
-import math
+import dataclasses
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from equinas.data.task import Split
+from equinas.data.task import TaskData
 from equinas.groups import PlanarGroup
 from equinas.train.augment import Augmenter
 from equinas.train.config import TrainConfig
-from equinas.train.optim import LRSchedule, build_optimizer
-from equinas.train.rng import derived_generator
-from equinas.train.runtime import amp_dtype, autocast
+from equinas.train.engine import train
+from equinas.train.result import TrainResult
 
 CLONE_LOSSES = ("mse", "kl")
 
@@ -42,65 +41,46 @@ def logit_loss(
     raise ValueError(f"unknown cloning loss {loss!r}: expected one of {', '.join(CLONE_LOSSES)}")
 
 
+class LogitMatching:
+    """The cloning ``Objective`` (``equinas.train.objective``): ``logit_loss`` between the
+    student's logits and the teacher's on the same (transformed) batch. The teacher runs in
+    eval mode without gradients, under the trainer's autocast; the loss is in float32."""
+
+    def __init__(self, teacher: nn.Module, loss: str = "mse", temperature: float = 1.0) -> None:
+        if loss not in CLONE_LOSSES:
+            raise ValueError(f"unknown cloning loss {loss!r}: expected one of {', '.join(CLONE_LOSSES)}")
+        self.teacher, self.loss, self.temperature = teacher, loss, temperature
+
+    def __call__(
+        self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, logits: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self.teacher.eval()
+        with torch.no_grad():
+            target = self.teacher(images)
+        value = logit_loss(logits.float(), target.float(), self.loss, self.temperature)
+        return value, value
+
+
 def clone_logits(
     student: nn.Module,
     teacher: nn.Module,
-    split: Split,
+    data: TaskData,
     config: TrainConfig,
     group: PlanarGroup,
     loss: str = "mse",
     temperature: float = 1.0,
     progress: bool = False,
-) -> list[float]:
-    """Train ``student`` on ``ceil(config.epochs * ceil(N / batch_size))`` steps of logit
-    matching on the ``N`` images of ``split`` (made into float batches one at a time, moved
-    with ``split.background`` as the fill of interpolating transforms); returns the mean loss
-    of every (partial) epoch.
-
-    Uses ``config``'s optimizer, learning rate and schedule, batch size, seed and mixed precision
-    (``config.amp``: both networks' forward passes under autocast, the loss in float32); the
-    order of each epoch comes from ``(config.seed, "clone", epoch)``. Raises ``ValueError`` when
-    the loss becomes NaN or infinite.
-    """
-    batch_size = config.batch_size
-    steps_per_epoch = math.ceil(len(split) / batch_size)
-    total = max(1, math.ceil(config.epochs * steps_per_epoch - 1e-9))
-    optimizer = build_optimizer([p for p in student.parameters() if p.requires_grad], config)
-    schedule = LRSchedule(config, steps_per_epoch, total)
-    transform = Augmenter(group, config.seed, stream="clone", background=split.background)
-    device = next(student.parameters()).device
-    dtype = amp_dtype(config, device)
-    teacher.eval()
-    student.train()
-    history: list[float] = []
-    step = 0
-    with tqdm(total=total, desc="cloning", unit="step", disable=None if progress else True) as bar:
-        while step < total:
-            epoch = step // steps_per_epoch
-            order = torch.randperm(len(split), generator=derived_generator(config.seed, "clone", epoch))
-            losses = []
-            for batch in range(steps_per_epoch):
-                if step >= total:
-                    break
-                index = order[batch * batch_size : (batch + 1) * batch_size]
-                moved = transform(split.batch(index).to(device), step)
-                with autocast(device, dtype):
-                    with torch.no_grad():
-                        target = teacher(moved)
-                    logits = student(moved)
-                value = logit_loss(logits.float(), target.float(), loss, temperature)
-                if not math.isfinite(value.item()):
-                    raise ValueError(f"the cloning loss became {value.item()} at step {step}; try a lower lr")
-                schedule.apply(optimizer, step)
-                optimizer.zero_grad(set_to_none=True)
-                value.backward()
-                optimizer.step()
-                losses.append(value.item())
-                step += 1
-                bar.update(1)
-            history.append(sum(losses) / len(losses))
-            bar.set_postfix(loss=f"{history[-1]:.4f}")
-    return history
+) -> TrainResult:
+    """Train ``student`` by logit matching on ``data``'s training images moved by random
+    elements of ``group`` (``config.augment`` set to ``group``): the ``Trainer`` with the
+    ``LogitMatching`` objective, so ``config``'s optimizer, schedule, gradient clipping, mixed
+    precision and divergence check (``TrainingDiverged``) apply, and the student is scored
+    (batch-norm recalibration, validation, test) as every trained network is. The labels are
+    only measured, never fitted."""
+    config = dataclasses.replace(config, augment=group.name)
+    return train(
+        student, data, config, progress=progress, objective=LogitMatching(teacher, loss, temperature)
+    )
 
 
 def logit_distance(

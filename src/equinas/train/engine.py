@@ -283,6 +283,7 @@ class Trainer:
         self._check_finite(value, epoch, "architecture search", lr)
         self.model.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        assert self.arch_optimizer is not None, "an architecture step needs an architecture optimizer"
         self.scaler.step(self.arch_optimizer)
         self.scaler.update()
         return value
@@ -330,8 +331,9 @@ class Trainer:
         record["wall_time"] = self.wall_time
         record = jsonable(record)
         self.history.append(record)
-        if self._log is not None:
-            save_checkpoint(self.checkpoint_path, trainer_checkpoint(self))
+        path = self.checkpoint_path
+        if self._log is not None and path is not None:
+            save_checkpoint(path, trainer_checkpoint(self))
             self._log.write("epoch", **record)
         state = {
             **record,

@@ -45,10 +45,11 @@ from typing import Any, ClassVar, Protocol, TypeVar
 from equinas.groups import Element, PlanarGroup, generated_subgroup, parse_group
 from equinas.groups.grid_permutations import NETWORK_STEP, TRANSFORMS, canonical_transforms
 from equinas.models.aen import AENSpec
-from equinas.search.base import Evaluator, SearchContext, SearchMethod, SearchResult, best_of
+from equinas.search.base import Evaluator, SearchContext, SearchMethod, SearchResult
 from equinas.search.dqn import DQNAgent, EpsilonSchedule, State, Transition
 from equinas.search.evaluate import CandidateJob, candidate_seed
 from equinas.search.record import CandidateRecord
+from equinas.search.selection import best_of
 from equinas.settings import Settings, same_as, setting
 
 # -- schedule and reward ------------------------------------------------------------------------

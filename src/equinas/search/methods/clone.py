@@ -16,6 +16,7 @@ student is the result.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -28,15 +29,17 @@ from torch import nn
 from equinas.groups import PlanarGroup, parse_group
 from equinas.metrics.cost import ComputeMeter
 from equinas.models import build_model, describe_layers
-from equinas.search.base import Evaluator, SearchContext, SearchMethod, SearchResult, best_of
-from equinas.search.evaluate import candidate_seed, measure_equivariance
+from equinas.search.base import Evaluator, SearchContext, SearchMethod, SearchResult
+from equinas.search.evaluate import candidate_seed, measure_equivariance, score_here
 from equinas.search.record import CandidateRecord
-from equinas.search.run_directory import RunDirectory
+from equinas.search.run_directory import RunDirectory, spec_network
+from equinas.search.selection import best_of
 from equinas.settings import Settings, setting
-from equinas.train import TrainConfig, evaluate, load_checkpoint
+from equinas.train import TrainConfig, load_checkpoint
 from equinas.train.checkpoint import CHECKPOINT_NAME, checkpoint_spec
 from equinas.train.distill import CLONE_LOSSES, clone_logits, logit_distance
-from equinas.train.runtime import amp_dtype, resolve_device
+from equinas.train.result import DIVERGENCE_ADVICE, TrainingDiverged
+from equinas.train.runtime import resolve_device
 
 HELD_OUT = 256  # validation images on which the student's imitation of the teacher is measured
 
@@ -114,31 +117,6 @@ def load_teacher(source: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     return checkpoint_spec(checkpoint, path), checkpoint["model"]
 
 
-def _scored_record(
-    ctx: SearchContext, candidate_id: str, model: nn.Module, spec: dict[str, Any], **fields: Any
-) -> CandidateRecord:
-    """A record of ``model`` (already trained) with its validation and test accuracy."""
-    record = CandidateRecord(
-        candidate_id=candidate_id,
-        method=SymmetryCloning.name,
-        spec=spec,
-        groups=describe_layers(spec),
-        params=sum(p.numel() for p in model.parameters()),
-        val_acc=None,
-        test_acc=None,
-        **fields,
-    )
-    device = next(model.parameters()).device
-    dtype = amp_dtype(ctx.train, device)
-    for split in ("val", "test"):
-        data = getattr(ctx.data, split)
-        if len(data):
-            scores = evaluate(model, data, ctx.train.eval_batch_size, device, dtype)
-            setattr(record, f"{split}_acc", scores["acc"])
-            setattr(record, f"{split}_loss", scores["loss"])
-    return record
-
-
 class SymmetryCloning(SearchMethod[CloneSettings]):
     """Symmetry cloning: a G-CNN teacher, a plain student cloned on transformed inputs, fine-tuned."""
 
@@ -197,24 +175,28 @@ class SymmetryCloning(SearchMethod[CloneSettings]):
             )
             (record,) = ev.evaluate([job], label="teacher")
             if not record.ok:
-                raise ValueError(f"the {s.group} teacher diverged; try a lower --lr")
-            spec, state = record.spec, ctx.run.load_state(record.candidate_id)
+                raise ValueError(f"the {s.group} teacher diverged; {DIVERGENCE_ADVICE}")
+            model = ctx.run.trained_model(record)
         else:
             spec, state = load_teacher(s.teacher_from)
-        model = build_model(spec)
-        model.load_state_dict(state)
-        model.to(resolve_device(ctx.train.device))
-        if s.teacher_from is not None:
-            record = ev.evaluate_here("teacher-loaded", lambda: self._loaded(ctx, model, spec))
-        return record, model
-
-    def _loaded(self, ctx: SearchContext, model: nn.Module, spec: dict[str, Any]) -> CandidateRecord:
-        with ComputeMeter(model, ctx.data.train.batch(0)) as meter:
-            record = _scored_record(
-                ctx, "teacher-loaded", model, spec, extra={"source": self.settings.teacher_from}
+            model = spec_network(build_model(spec))
+            model.load_state_dict(state)
+            # scored on a copy: its recalibrated batch norms must not change the teacher, which
+            # a resumed run (that reuses this record) would not recalibrate
+            record = ev.evaluate_here(
+                "teacher-loaded",
+                lambda: score_here(
+                    copy.deepcopy(model),
+                    spec,
+                    ctx.data,
+                    ctx.train,
+                    "teacher-loaded",
+                    self.name,
+                    candidate_seed(ctx.seed, "teacher-loaded"),
+                    extra={"source": s.teacher_from},
+                ),
             )
-        record.cost = meter.cost().to_dict()
-        return record
+        return record, model.to(resolve_device(ctx.train.device))
 
     def _clone(
         self,
@@ -225,7 +207,9 @@ class SymmetryCloning(SearchMethod[CloneSettings]):
         epochs: float,
         parent: CandidateRecord,
     ) -> CandidateRecord:
-        """Clone ``teacher`` into a fresh student of ``spec``; store its weights as ``clone``."""
+        """Clone ``teacher`` into a fresh student of ``spec`` (``clone_logits``: the training
+        engine with the logit-matching objective, which also scores the student); store its
+        weights as ``clone``."""
         s = self.settings
         seed = candidate_seed(ctx.seed, "clone")
         config = TrainConfig.from_dict(ctx.train_dict(epochs=epochs, seed=seed))
@@ -233,38 +217,38 @@ class SymmetryCloning(SearchMethod[CloneSettings]):
         device = resolve_device(config.device)
         student = build_model(spec).to(device)
         held_out = (ctx.data.val if len(ctx.data.val) else ctx.data.test).batch(slice(HELD_OUT)).to(device)
-        threads = torch.get_num_threads()
-        if config.num_threads is not None:
-            torch.set_num_threads(config.num_threads)
         example = ctx.data.train.batch(0)
-        try:
-            with ComputeMeter(student, example) as meter, ComputeMeter(teacher, example) as teacher_meter:
-                before = logit_distance(student, teacher, held_out, group, seed)
-                history = clone_logits(
-                    student,
-                    teacher,
-                    ctx.data.train,
-                    config,
-                    group,
-                    s.loss,
-                    s.temperature,
-                    ctx.progress,
+        with ComputeMeter(student, example) as meter, ComputeMeter(teacher, example) as teacher_meter:
+            before = logit_distance(student, teacher, held_out, group, seed)
+            try:
+                result = clone_logits(
+                    student, teacher, ctx.data, config, group, s.loss, s.temperature, ctx.progress
                 )
-                after = logit_distance(student, teacher, held_out, group, seed)
-                record = _scored_record(
-                    ctx,
-                    "clone",
-                    student,
-                    spec,
-                    epochs=epochs,
-                    lineage_epochs=epochs,
-                    parent_id=parent.candidate_id,
-                    mutation=f"clone:{group.name}",
-                    seed=seed,
-                    extra={"clone_loss": history, "teacher_match": after, "untrained_match": before},
-                )
-        finally:
-            torch.set_num_threads(threads)
+            except TrainingDiverged as err:
+                raise ValueError(f"cloning the {group.name} teacher: {err}") from None
+            after = logit_distance(student, teacher, held_out, group, seed)
+        metrics = result.metrics
+        record = CandidateRecord(
+            candidate_id="clone",
+            method=self.name,
+            spec=spec,
+            groups=describe_layers(spec),
+            params=sum(p.numel() for p in student.parameters()),
+            val_acc=metrics["val_acc"],
+            test_acc=metrics["test_acc"],
+            val_loss=metrics["val_loss"],
+            test_loss=metrics["test_loss"],
+            epochs=epochs,
+            lineage_epochs=epochs,
+            parent_id=parent.candidate_id,
+            mutation=f"clone:{group.name}",
+            seed=seed,
+            extra={
+                "clone_loss": [epoch["train_loss"] for epoch in result.history],
+                "teacher_match": after,
+                "untrained_match": before,
+            },
+        )
         # the teacher's passes ran inside the same wall-clock block: count its compute, not its time
         cost = meter.cost() + dataclasses.replace(teacher_meter.cost(), train_seconds=0.0)
         record.cost, record.time_s = cost.to_dict(), cost.train_seconds

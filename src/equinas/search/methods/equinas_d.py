@@ -29,23 +29,19 @@ breaks it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
-from equinas.metrics.cost import ComputeMeter
-from equinas.models import build_model, describe_layers
+from equinas.models import build_model
 from equinas.nn.mixed import HalvingSchedule
-from equinas.search.base import Evaluator, SearchContext, SearchMethod, SearchResult, best_of
-from equinas.search.evaluate import candidate_seed, measure_equivariance
-from equinas.search.record import CandidateRecord
+from equinas.search.base import Evaluator, SearchContext, SearchMethod, SearchResult
+from equinas.search.evaluate import candidate_seed, score_here
+from equinas.search.run_directory import spec_network
+from equinas.search.selection import best_of
 from equinas.search.space import search_space, space_names
 from equinas.settings import Settings, same_as, setting
-from equinas.train import TrainConfig, evaluate
-from equinas.train.norm_stats import recalibrate_batch_norm
-from equinas.train.rng import derived_generator
-from equinas.train.runtime import amp_dtype
+from equinas.train import TrainConfig
 
 # the default search (one lineage) trains 4/3 of the run's epochs: with the default decision
 # window (architecture steps from 5/24 to 5/8 of it) about 1.9 fixed networks of compute
@@ -179,7 +175,7 @@ class EquiNASD(SearchMethod[EquiNASDSettings]):
                 layer["options"] = {**layer.get("options", {}), "halving": [schedule.begin, schedule.end]}
             warmup = halving[0].begin
             arch_epochs = max(h.end for h in halving) - warmup
-        initial = build_model(spec).architecture_summary()
+        initial = spec_network(build_model(spec)).architecture_summary()
         train = ctx.train_dict(
             epochs=epochs,
             arch_lr=s.arch_lr,
@@ -190,10 +186,24 @@ class EquiNASD(SearchMethod[EquiNASDSettings]):
         )
         (mixed,) = ev.evaluate([ev.job("mixed", spec, train=train, return_state=True)], label="mixed network")
 
-        model = build_model(spec)
-        model.load_state_dict(ctx.run.load_state("mixed"))
+        model = ctx.run.trained_model(mixed)
         discrete = model.projected()
-        records = [mixed, ev.evaluate_here("discrete", lambda: self._discrete_record(ctx, discrete, mixed))]
+        # scored after recalibrating its batch norms: the kept candidate alone has another
+        # scale than the mixture the statistics were gathered on
+        discrete_record = functools.partial(
+            score_here,
+            discrete,
+            discrete.spec.to_dict(),
+            ctx.data,
+            ctx.train,
+            "discrete",
+            self.name,
+            candidate_seed(ctx.seed, "discrete"),
+            lineage_epochs=mixed.lineage_epochs,
+            parent_id="mixed",
+            mutation="discretize",
+        )
+        records = [mixed, ev.evaluate_here("discrete", discrete_record)]
         jobs = []
         if s.finetune_epochs > 0:
             jobs.append(
@@ -221,48 +231,3 @@ class EquiNASD(SearchMethod[EquiNASDSettings]):
         # once decided, the mixed network computes the discrete one: report that network
         finalists = [r for r in records if not (decided and r.candidate_id == "mixed")]
         return SearchResult(self.name, best_of(finalists), records, extras=extras)
-
-    def _discrete_record(
-        self, ctx: SearchContext, model: torch.nn.Module, mixed: CandidateRecord
-    ) -> CandidateRecord:
-        """The discretized network evaluated without further training, computed in-process.
-
-        Its batch-norm statistics are re-estimated first (as before every evaluation of the
-        trainer, ``bn_recalibration`` batches): the kept candidate alone has another scale than
-        the mixture the statistics were gathered on.
-        """
-        seed = candidate_seed(ctx.seed, "discrete")
-        dtype = amp_dtype(ctx.train, next(model.parameters()).device)
-        with ComputeMeter(model, ctx.data.train.batch(0)) as meter:
-            recalibrate_batch_norm(
-                model,
-                ctx.data.train,
-                ctx.train.bn_recalibration,
-                ctx.train.batch_size,
-                derived_generator(seed, "bn-recalibration", 0),
-                dtype,
-            )
-            val = evaluate(model, ctx.data.val, ctx.train.eval_batch_size, autocast_dtype=dtype)
-            test = evaluate(model, ctx.data.test, ctx.train.eval_batch_size, autocast_dtype=dtype)
-            equivariance = measure_equivariance(model, ctx.data)
-        cost = meter.cost()
-        spec = model.spec.to_dict()
-        return CandidateRecord(
-            candidate_id="discrete",
-            method=self.name,
-            spec=spec,
-            groups=describe_layers(spec),
-            params=model.num_parameters(),
-            val_acc=val["acc"],
-            test_acc=test["acc"],
-            val_loss=val["loss"],
-            test_loss=test["loss"],
-            epochs=0.0,
-            lineage_epochs=mixed.lineage_epochs,
-            parent_id="mixed",
-            mutation="discretize",
-            seed=seed,
-            time_s=cost.train_seconds,
-            equivariance=equivariance,
-            cost=cost.to_dict(),
-        )

@@ -27,14 +27,16 @@ import random
 from dataclasses import dataclass
 
 from equinas.groups import maximal_elements
-from equinas.models import ArchSpec, build_model
+from equinas.models import ArchSpec
 from equinas.morphisms import relax_network
-from equinas.search.base import Evaluator, SearchContext, SearchMethod, SearchResult, best_of
+from equinas.search.base import Evaluator, SearchContext, SearchMethod, SearchResult
 from equinas.search.evaluate import CandidateJob
 from equinas.search.record import CandidateRecord
-from equinas.search.selection import pareto_select, top_k
+from equinas.search.run_directory import spec_network
+from equinas.search.selection import best_of, pareto_select, top_k
 from equinas.search.space import search_space, space_names
 from equinas.settings import Settings, setting
+from equinas.train.result import DIVERGENCE_ADVICE
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ def relaxations(spec: ArchSpec, space: tuple[str, ...] | None = None) -> list[tu
     of ``space`` (default: the whole lattice, i.e. the maximal subgroups) that are proper
     subgroups of the layer's group."""
     allowed = search_space(spec.ambient_group(), space)
-    moves = []
+    moves: list[tuple[int, str]] = []
     for i in range(len(spec.layers)):
         group = spec.layer_group(i)
         below = [h for h in allowed if h != group and h.is_subgroup_of(group)]
@@ -129,9 +131,8 @@ class EquiNASE(SearchMethod[EquiNASESettings]):
         self, ev: Evaluator, parent: CandidateRecord, generation: int, first_index: int, epochs: float
     ) -> list[CandidateJob]:
         ctx, s = ev.ctx, self.settings
-        state = ctx.run.load_state(parent.candidate_id)
-        model = build_model(parent.spec)
-        model.load_state_dict(state)
+        model = ctx.run.trained_model(parent)
+        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         moves = relaxations(ArchSpec.from_dict(parent.spec), s.space)
         if s.children_per_parent is not None and len(moves) > s.children_per_parent:
             rng = random.Random(f"{ctx.seed}:{generation}:{parent.candidate_id}")
@@ -153,7 +154,7 @@ class EquiNASE(SearchMethod[EquiNASESettings]):
             )
         ]
         for offset, (layer, group) in enumerate(moves, start=1):
-            child = relax_network(model, layer, group)
+            child = spec_network(relax_network(model, layer, group))
             before = parent.spec["layers"][layer]["group"]
             jobs.append(
                 ev.job(
@@ -201,8 +202,7 @@ class EquiNASE(SearchMethod[EquiNASESettings]):
         chosen = pick(records, self.settings.population)
         if not chosen:
             raise ValueError(
-                f"every candidate of the generation diverged ({len(records)}); "
-                "try a lower --lr or --grad-clip"
+                f"every candidate of the generation diverged ({len(records)}); {DIVERGENCE_ADVICE}"
             )
         return chosen
 

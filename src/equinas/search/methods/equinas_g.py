@@ -28,15 +28,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from equinas.groups import parse_group
-from equinas.models import ArchSpec, build_model
+from equinas.models import ArchSpec
 from equinas.morphisms import relax_network
 from equinas.search.base import Evaluator, SearchContext, SearchMethod, SearchResult
 from equinas.search.evaluate import candidate_seed
 from equinas.search.record import CandidateRecord
 from equinas.search.relaxation_signal import RelaxationSignal, decide
+from equinas.search.run_directory import spec_network
 from equinas.search.space import search_space, space_names
 from equinas.settings import Settings, setting
 from equinas.train.config import step_at
+from equinas.train.result import DIVERGENCE_ADVICE
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,7 @@ class EquiNASG(SearchMethod[EquiNASGSettings]):
             if not record.ok:
                 raise ValueError(
                     f"part {part} of the network diverged ({record.extra.get('divergence')}); "
-                    "try a lower --lr or --grad-clip"
+                    f"{DIVERGENCE_ADVICE}"
                 )
             parts.append(record)
             if last:
@@ -154,11 +156,10 @@ class EquiNASG(SearchMethod[EquiNASGSettings]):
         ctx: SearchContext, record: CandidateRecord, decisions: list[dict[str, Any]]
     ) -> tuple[ArchSpec, dict[str, Any]]:
         """The part's trained network with every decided relaxation applied (same function)."""
-        model = build_model(record.spec)
-        model.load_state_dict(ctx.run.load_state(record.candidate_id))
+        model = ctx.run.trained_model(record)
         for decision in decisions:
             if decision["to"] is not None:
-                model = relax_network(model, decision["layer"], decision["to"])
+                model = spec_network(relax_network(model, decision["layer"], decision["to"]))
         return model.spec, {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 

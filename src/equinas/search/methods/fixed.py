@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from equinas.models.backbone import named_spec
-from equinas.search.base import Evaluator, SearchContext, SearchMethod, SearchResult, best_of
+from equinas.search.base import Evaluator, SearchContext, SearchMethod, SearchResult
+from equinas.search.selection import best_of
 from equinas.settings import Settings, setting
 
 PAPER_GROUPS = ("C1", "C2", "C4", "D1", "D2", "D4")

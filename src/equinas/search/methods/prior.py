@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from equinas.models import build_model
 from equinas.morphisms import relax_network
-from equinas.search.base import Evaluator, SearchContext, SearchMethod, SearchResult, best_of
+from equinas.search.base import Evaluator, SearchContext, SearchMethod, SearchResult
+from equinas.search.run_directory import spec_network
+from equinas.search.selection import best_of
 from equinas.settings import Settings, setting
 
 
@@ -57,13 +58,12 @@ class PriorRelaxed(SearchMethod[PriorSettings]):
             ],
             label=f"{s.prior} prior",
         )
-        model = build_model(root.spec)
-        model.load_state_dict(ctx.run.load_state(root.candidate_id))
+        model = ctx.run.trained_model(root)
         jobs = []
         for target in s.targets:
             child = model
             for layer in range(model.num_layers):
-                child = relax_network(child, layer, target)
+                child = spec_network(relax_network(child, layer, target))
             jobs.append(
                 ev.job(
                     f"prior-{s.prior}-to-{target}",

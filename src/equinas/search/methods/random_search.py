@@ -6,7 +6,8 @@ import random
 from dataclasses import dataclass
 
 from equinas.groups import subgroups
-from equinas.search.base import Evaluator, SearchContext, SearchMethod, SearchResult, best_of
+from equinas.search.base import Evaluator, SearchContext, SearchMethod, SearchResult
+from equinas.search.selection import best_of
 from equinas.settings import Settings, setting
 
 
