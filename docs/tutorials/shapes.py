@@ -30,15 +30,16 @@ def _shape(name: str) -> np.ndarray:
     return canvas
 
 
-def make_shapes(per_class: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``(images, labels)``: ``[N, 20, 20]`` uint8 images and ``[N]`` labels 0..2, shuffled."""
+def make_shapes(per_class: int, seed: int = 0, noise: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """``(images, labels)``: ``[N, 20, 20]`` uint8 images and ``[N]`` labels 0..2, shuffled;
+    ``noise`` is the standard deviation of the pixel noise (the shapes are 0.8 brighter)."""
     rng = np.random.default_rng(seed)
     images, labels = [], []
     for label, name in enumerate(CLASSES):
         shape = _shape(name)
         for _ in range(per_class):
             turned = np.rot90(shape, k=int(rng.integers(4)))
-            image = rng.normal(0.1, 0.05, (SIZE, SIZE)).astype(np.float32)
+            image = rng.normal(0.1, noise, (SIZE, SIZE)).astype(np.float32)
             top, left = rng.integers(0, SIZE - 12 + 1, size=2)
             image[top : top + 12, left : left + 12] += 0.8 * turned
             images.append(np.clip(255 * image, 0, 255).astype(np.uint8))
