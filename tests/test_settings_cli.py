@@ -13,6 +13,7 @@ import pytest
 
 from equinas.cli import build_parser, main
 from equinas.cli.options import destination, option_name, stood_for
+from equinas.cli.search import train_fields_set_elsewhere
 from equinas.data.settings import DataSettings
 from equinas.execution import ExecutorSettings
 from equinas.models import BackboneSettings
@@ -65,7 +66,7 @@ def test_every_declared_field_is_an_option_with_its_default() -> None:
     for name, method_cls in METHODS.items():
         settings_cls = method_cls.settings_class
         search = subparser(parser, "search", name)
-        replaced = stood_for(settings_cls, TrainConfig)
+        replaced = train_fields_set_elsewhere(settings_cls)
         assert assert_declared_on(search, TrainConfig, skip=replaced) == len(
             dataclasses.fields(TrainConfig)
         ) - len(replaced)
@@ -79,6 +80,33 @@ def test_every_declared_field_is_an_option_with_its_default() -> None:
         "arch_epochs",
     }
     assert options_of(subparser(parser, "search", "equinas_d"))["--arch-lr"].default == 0.05
+
+
+ARCH_OPTIONS = {"--arch-lr", "--arch-weight-decay", "--arch-betas", "--arch-every"}
+ARCH_WINDOW = {"--arch-warmup-epochs", "--arch-epochs"}
+
+
+def test_a_method_offers_only_the_training_options_it_reads() -> None:
+    """The architecture-step options of TrainConfig mean nothing to a method without architecture
+    steps (issue 33: equinas_g listed them); EquiNAS_D offers them, its own where it sets them
+    (its --warmup-epochs and --decide-at stand for the window's)."""
+    parser = build_parser()
+    for name in METHODS:
+        options = set(options_of(subparser(parser, "search", name)))
+        if name == "equinas_d":
+            assert options >= ARCH_OPTIONS and not options & ARCH_WINDOW
+        else:
+            assert not options & (ARCH_OPTIONS | ARCH_WINDOW), name
+    assert set(options_of(subparser(parser, "train"))) >= ARCH_OPTIONS | ARCH_WINDOW  # --arch mixed
+
+
+def test_every_method_help_says_what_it_does_and_costs(capsys) -> None:
+    parser = build_parser()
+    for name in METHODS:
+        with pytest.raises(SystemExit):
+            parser.parse_args(["search", name, "--help"])
+        description = " ".join(capsys.readouterr().out.split("\n\n")[1].split())
+        assert "Cost:" in description and description.count(". ") >= 2, (name, description)
 
 
 def test_a_new_method_field_needs_no_command_line_change() -> None:

@@ -1,9 +1,11 @@
 """The README's main job: EquiNAS searches on real RotMNIST data, with a table and plots.
 
-Runs, at one budget and seed, the fixed C1, C4 and D4 G-CNNs, EquiNAS_E and EquiNAS_D on a
-class-balanced subset of RotMNIST (generated from the MNIST files on first use), writes every
-run's report (``report.md`` + PNG plots), a comparison table ``summary.md`` with the compute
-of every run and the anytime plot ``cost_vs_accuracy.png``. The five searches run at once,
+Runs, at one budget and seed, the fixed C1, C4 and D4 G-CNNs, EquiNAS_G, EquiNAS_E and
+EquiNAS_D on a class-balanced subset of RotMNIST (generated from the MNIST files on first use),
+prints EquiNAS_G's relaxations as they are decided, writes every run's report (``report.md`` +
+PNG plots), a comparison table ``summary.md`` with the compute of every run and the anytime plot
+``cost_vs_accuracy.png``, and ends with one line per run: what it found, at what cost in
+networks (its compute over that of the fixed D4 network). The six searches run at once,
 each in a thread of this process, and share one pool of one-thread worker processes (one per
 core) that trains their candidates: no core idles while any search has a network queued. Where
 the device computes bfloat16 natively (``equinas.train.runtime.native_bf16``) training and
@@ -26,6 +28,7 @@ from equinas.atomic import atomic_write_text
 from equinas.data import load_task
 from equinas.execution import ProcessExecutor
 from equinas.report import comparison_plot, comparison_table, write_report
+from equinas.report.tables import run_summary
 from equinas.search import BackboneSettings, SearchContext, make_method, run_search
 from equinas.search.run_directory import RunDirectory
 from equinas.train import TrainConfig
@@ -34,7 +37,8 @@ from equinas.train.runtime import native_bf16, resolve_device
 
 @dataclass(frozen=True)
 class DemoBudget:
-    """Data sizes, epochs per network (for EquiNAS_E: per lineage), EquiNAS_E's shape."""
+    """Data sizes, epochs per network (for EquiNAS_E: per lineage), EquiNAS_E's shape, and when
+    EquiNAS_G decides at what level (the quick budget's parts are too short for the default)."""
 
     train_size: int
     val_size: int
@@ -43,20 +47,24 @@ class DemoBudget:
     generations: int
     children_per_parent: int
     widths: tuple[int, ...]
+    decide_at: tuple[float, ...]
+    alpha: float
 
 
-FULL = DemoBudget(4000, 1000, 2000, 6.0, 3, 3, (4, 4, 8, 8))
-QUICK = DemoBudget(600, 200, 300, 1.0, 1, 2, (2, 2, 4, 4))
+# EquiNAS_E with 2 children per parent (3 before EquiNAS_G joined) pays for EquiNAS_G's network
+FULL = DemoBudget(4000, 1000, 2000, 6.0, 3, 2, (4, 4, 8, 8), (0.1, 0.2, 0.3), 0.05)
+QUICK = DemoBudget(600, 200, 300, 1.0, 1, 2, (2, 2, 4, 4), (0.5,), 0.5)
+UNIT = "fixed-D4"  # the run whose compute is one network
 
 
 def plans(budget: DemoBudget) -> list[tuple[str, str, dict[str, Any]]]:
     """``(run name, method, settings)`` of every run of the demo; each gets ``budget.epochs``
     (per network; EquiNAS_E splits it over a lineage itself).
 
-    Both searches use their cheap recipes in the paper's search space {D4, C4, D1, C2, C1}:
-    EquiNAS_E with successive halving; EquiNAS_D its default, deciding layer by layer within
-    one run of 4/3 the budget that goes on training the network it found (about 1.9 times
-    the compute of one fixed network).
+    The searches use the paper's search space {D4, C4, D1, C2, C1}: EquiNAS_G trains one
+    network and relaxes its layers at ``budget.decide_at``; EquiNAS_E uses successive halving;
+    EquiNAS_D its default, deciding layer by layer within one run of 4/3 the budget that goes
+    on training the network it found (about 1.9 times the compute of one fixed network).
     """
     fixed = [(f"fixed-{g}", "fixed", {"groups": (g,)}) for g in ("C1", "C4", "D4")]
     e_settings = {
@@ -66,8 +74,10 @@ def plans(budget: DemoBudget) -> list[tuple[str, str, dict[str, Any]]]:
         "halving": True,
         "space": ("paper",),
     }
+    g_settings = {"space": ("paper",), "decide_at": budget.decide_at, "alpha": budget.alpha}
     d_settings = {"groups": ("paper",)}
-    return [*fixed, ("equinas_e", "equinas_e", e_settings), ("equinas_d", "equinas_d", d_settings)]
+    searches = [("equinas_g", g_settings), ("equinas_e", e_settings), ("equinas_d", d_settings)]
+    return [*fixed, *((name, name, settings) for name, settings in searches)]
 
 
 def _check_budget(run_dir: Path, budget: DemoBudget) -> None:
@@ -91,7 +101,8 @@ def _search(plan: tuple[str, str, dict[str, Any]], run_dir: Path, progress: bool
     fields ``context``; a line when it is done."""
     name, method, settings = plan
     started = time.perf_counter()
-    ctx = SearchContext("rotmnist", run=RunDirectory(run_dir / name), progress=False, **context)
+    news = (lambda line: print(f"== {name}: {line}", flush=True)) if progress else None
+    ctx = SearchContext("rotmnist", run=RunDirectory(run_dir / name), progress=False, news=news, **context)
     best = run_search(make_method(method, **settings), ctx, resume=True).best
     if progress:
         took = time.perf_counter() - started
@@ -152,5 +163,23 @@ def run_demo(
         "# equinas demo: RotMNIST\n\n" + table + f"\n![accuracy against compute]({plot.name})\n",
     )
     print(table)
+    print("\n".join(found_lines(run_dirs)))
     print(f"reports: {', '.join(str(p / 'report.md') for p in run_dirs)}; plot: {plot}")
     return table
+
+
+def found_lines(run_dirs: list[Path]) -> list[str]:
+    """One line per run: the groups it found (layer 1 first), its test accuracy, and its
+    compute in networks, i.e. over the compute of the fixed D4 network (training and scoring)."""
+    summaries = {path.name: run_summary(RunDirectory(path)) for path in run_dirs}
+    unit = summaries[UNIT]["total_cost"].total_flops
+    lines = []
+    for name, summary in summaries.items():
+        best = summary["best"]
+        verb = "trained" if summary["method"] == "fixed" else "found"
+        networks = summary["total_cost"].total_flops / unit
+        lines.append(
+            f"{name:>10}: {verb} {' '.join(best.groups)}, test {100 * (best.test_acc or 0):.1f} %, "
+            f"cost {networks:.2f} networks"
+        )
+    return lines

@@ -42,7 +42,9 @@ class Declaration:
     backbone is known); ``within`` names the field whose group must contain them, and
     ``architectures`` lets them also be named architectures (``paper:rotmnist-1``). A method's
     setting with the option of a ``TrainConfig`` field, or naming it in ``replaces``, stands
-    for that field: the method's command shows this option instead of that one.
+    for that field: the method's command shows this option instead of that one. ``needs`` names
+    what a search method must do for the field to mean anything (``"architecture steps"``): a
+    method's command offers the field only when its settings class lists that in ``capabilities``.
     """
 
     help: str
@@ -58,6 +60,7 @@ class Declaration:
     within: str | None = None
     architectures: bool = False
     replaces: str | None = None
+    needs: str | None = None
 
     def bounds_text(self) -> str:
         parts = [
@@ -245,10 +248,12 @@ def check_fields(settings: Any, error: type[ValueError] = ValueError) -> None:
 class Settings:
     """Base of every settings class: construction checks the declared fields (``check_fields``)
     and then ``check()``. ``error`` is the exception type raised; ``label`` prefixes field
-    names in messages (default: the class name)."""
+    names in messages (default: the class name). ``capabilities``: what the method these settings
+    configure does, for the declarations that ``need`` it (``"architecture steps"``)."""
 
     error_type: ClassVar[type[ValueError]] = ValueError
     owner_label: ClassVar[str | None] = None
+    capabilities: ClassVar[frozenset[str]] = frozenset()
 
     def __post_init__(self) -> None:
         check_fields(self, self.error_type)

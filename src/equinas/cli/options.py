@@ -166,3 +166,15 @@ def stood_for(settings_cls: type, other_cls: type) -> set[str]:
         for f, _, decl in declared_fields(other_cls)
         if decl is not None and (option_name(f, decl) in own or f.name in replaced)
     }
+
+
+def not_needed(settings_cls: type, other_cls: type) -> set[str]:
+    """Fields of ``other_cls`` (e.g. ``TrainConfig``'s ``arch_*``) whose declaration ``needs`` a
+    capability the method of ``settings_cls`` lacks (``Settings.capabilities``): its command
+    does not offer them, as the method never reads them."""
+    capabilities = getattr(settings_cls, "capabilities", frozenset())
+    return {
+        f.name
+        for f, _, decl in declared_fields(other_cls)
+        if decl is not None and decl.needs is not None and decl.needs not in capabilities
+    }

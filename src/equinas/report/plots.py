@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
-from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from equinas.atomic import atomic_write  # noqa: E402
 from equinas.metrics.cost import Cost  # noqa: E402
@@ -171,10 +171,20 @@ def anytime_curve(records: Sequence[CandidateRecord]) -> list[tuple[float, float
     return points
 
 
+def plain_log_ticks(axis: Any) -> None:
+    """Label a log-scaled axis at 1, 2 and 5 times the powers of ten, as plain numbers (``0.5``,
+    ``2``), and leave the other ticks unlabelled: matplotlib's default labels every minor tick
+    of a short range in scientific notation, and the labels overlap."""
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def cost_vs_accuracy(runs: Mapping[str, Sequence[Sequence[CandidateRecord]]], path: Path, title: str) -> Path:
     """Best-so-far validation and test accuracy against cumulative compute, one colour per
-    label (``runs[label]`` holds the records of each of its runs, e.g. one per seed); runs of
-    a single candidate (fixed networks) are points."""
+    label (``runs[label]`` holds the records of each of its runs, e.g. one per seed): a step line
+    over the run's candidates, and a marker at its end, so a run with a single point (a fixed
+    network, a one-network search) is a visible marker."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), sharex=True)
     colors = plt.get_cmap("tab10" if len(runs) <= 10 else "tab20")
     for k, (label, seeds) in enumerate(sorted(runs.items())):
@@ -185,13 +195,13 @@ def cost_vs_accuracy(runs: Mapping[str, Sequence[Sequence[CandidateRecord]]], pa
             cost = [c / TERA for c, _, _ in curve]
             for panel, ax in enumerate(axes):
                 acc = [100 * point[panel + 1] for point in curve]
-                style = {"color": colors(k), "label": label if s == 0 else None}
-                if len(curve) == 1:
-                    ax.scatter(cost, acc, marker="D", s=30, **style)
-                else:
-                    ax.step(cost, acc, where="post", alpha=0.8, **style)
+                if len(curve) > 1:
+                    ax.step(cost, acc, where="post", alpha=0.8, color=colors(k))
+                end = {"marker": "D", "s": 30, "color": colors(k), "label": label if s == 0 else None}
+                ax.scatter(cost[-1:], acc[-1:], **end)
     for ax, name in zip(axes, ("validation", "test"), strict=True):
         ax.set_xscale("log")
+        plain_log_ticks(ax.xaxis)
         ax.set_xlabel("cumulative compute (1e12 multiply-adds, log scale)")
         ax.set_ylabel(f"{name} accuracy of the best-so-far candidate (%)")
         ax.grid(alpha=0.3)

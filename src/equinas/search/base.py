@@ -38,7 +38,8 @@ class SearchContext:
     ``data_settings`` says how ``data`` was loaded (sizes, folder, task options); it is
     recorded with a fingerprint of the splits, and a resume with other data is refused.
     With ``tensorboard`` every trained candidate writes TensorBoard events into
-    ``<run>/tensorboard/<candidate id>/``.
+    ``<run>/tensorboard/<candidate id>/``. ``news`` receives the search's news lines
+    (``announce``) instead of stderr, also without progress bars.
     """
 
     task: str
@@ -51,14 +52,17 @@ class SearchContext:
     progress: bool = True
     data_settings: dict[str, Any] = field(default_factory=dict)
     tensorboard: bool = False
+    news: Callable[[str], None] | None = None
 
     def train_dict(self, **changes: Any) -> dict[str, Any]:
         return {**self.train.to_dict(), **changes}
 
     def announce(self, message: str) -> None:
-        """One line of news from the search (e.g. a decision) on stderr, between the progress
-        bars; nothing when ``progress`` is off."""
-        if self.progress:
+        """One line of news from the search (e.g. a decision): to ``news`` if given, else on
+        stderr between the progress bars (nothing when ``progress`` is off)."""
+        if self.news is not None:
+            self.news(message)
+        elif self.progress:
             tqdm.write(message, file=sys.stderr)
 
 

@@ -14,6 +14,8 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("none", "cosine", "step")
 DEVICES = ("auto", "cpu", "cuda")
 AMP_DTYPES = ("auto", "bfloat16", "float16")
+# what a search method must do for the arch_* fields to mean anything (``Declaration.needs``)
+ARCHITECTURE_STEPS = "architecture steps"
 
 # Settings that may differ between a run and its resumption: they do not change which updates
 # are applied (``epochs`` extends or keeps the run; it does reshape a cosine schedule), only
@@ -130,16 +132,32 @@ class TrainConfig(Settings):
     eval_batch_size: int = setting(128, at_least=1, help="batch size of evaluations")
     num_threads: int | None = setting(None, at_least=1, flag="threads", help="torch CPU threads")
     arch_lr: float = setting(
-        0.0, at_least=0, help="Adam lr of bilevel architecture steps (0: no architecture steps)"
+        0.0,
+        at_least=0,
+        needs=ARCHITECTURE_STEPS,
+        help="Adam lr of bilevel architecture steps (0: no architecture steps)",
     )
-    arch_weight_decay: float = setting(0.0, at_least=0, help="weight decay of the architecture steps")
+    arch_weight_decay: float = setting(
+        0.0, at_least=0, needs=ARCHITECTURE_STEPS, help="weight decay of the architecture steps"
+    )
     arch_betas: tuple[float, float] = setting(
-        (0.5, 0.999), at_least=0, below=1, help="Adam betas of the architecture steps"
+        (0.5, 0.999),
+        at_least=0,
+        below=1,
+        needs=ARCHITECTURE_STEPS,
+        help="Adam betas of the architecture steps",
     )
-    arch_every: int = setting(1, at_least=1, help="one architecture step after every N-th weight step")
-    arch_warmup_epochs: float = setting(0.0, at_least=0, help="epochs of weight training before arch steps")
+    arch_every: int = setting(
+        1, at_least=1, needs=ARCHITECTURE_STEPS, help="one architecture step after every N-th weight step"
+    )
+    arch_warmup_epochs: float = setting(
+        0.0, at_least=0, needs=ARCHITECTURE_STEPS, help="epochs of weight training before arch steps"
+    )
     arch_epochs: float | None = setting(
-        None, at_least=0, help="epochs of architecture steps after their warmup (none: to the end of the run)"
+        None,
+        at_least=0,
+        needs=ARCHITECTURE_STEPS,
+        help="epochs of architecture steps after their warmup (none: to the end of the run)",
     )
     log_every: int = setting(50, at_least=0, help="log every N steps (0: no step logs)")
     bn_recalibration: int = setting(

@@ -391,7 +391,12 @@ class DQNSearch(SearchMethod[D]):
 
 
 class AENSearch(DQNSearch[AENSettings]):
-    """AEN over small-group equivariances of the fully connected EQNet; see the module docstring."""
+    """AEN over small-group equivariances of the fully connected EQNet.
+
+    A deep-Q agent walks over subsets of small groups to impose and trains the network of every
+    new subset it visits. Cost: one (small, fully connected) network per unique subset, at most
+    ``--max-models`` (20); see the module docstring.
+    """
 
     name = "aen"
     settings_class = AENSettings
@@ -403,7 +408,12 @@ class AENSearch(DQNSearch[AENSettings]):
 
 
 class AENGCNNSearch(DQNSearch[AENGCNNSettings]):
-    """AEN over generator subsets of D4 for the G-CNN backbone; see the module docstring."""
+    """AEN over generator subsets of D4 for the G-CNN backbone.
+
+    The deep-Q agent of ``aen`` over subsets of {rot90, hflip, vflip}, each training the G-CNN of
+    the subgroup they generate. Cost: one network per unique subgroup, at most ``--max-models``
+    (6); see the module docstring.
+    """
 
     name = "aen_gcnn"
     settings_class = AENGCNNSettings

@@ -106,7 +106,13 @@ def relaxations(spec: ArchSpec, space: tuple[str, ...] | None = None) -> list[tu
 
 
 class EquiNASE(SearchMethod[EquiNASESettings]):
-    """Evolutionary equivariance-aware NAS; see the module docstring."""
+    """Evolutionary equivariance-aware NAS (EquiNAS_E): hill-climbing down the subgroup lattice.
+
+    Each generation relaxes one layer of each parent to a subgroup by the exact relaxation
+    morphism (same function, trained weights kept), trains the children and keeps the best by
+    validation accuracy. Cost: ``--epochs`` is the budget of one lineage, but every child trains,
+    so a search costs several networks (5.7-8.6 in the measured recipes); see the module docstring.
+    """
 
     name = "equinas_e"
     settings_class = EquiNASESettings

@@ -83,7 +83,13 @@ class EquiNASGSettings(Settings):
 
 
 class EquiNASG(SearchMethod[EquiNASGSettings]):
-    """One network, each layer relaxed while it trains where a test finds its constraint costs loss."""
+    """One network, each layer relaxed while it trains where a test finds its constraint costs loss.
+
+    Every layer starts at the ambient group; at 10, 20 and 30 % of the budget (``--decide-at``)
+    a sign-flip test on the gradients training computed anyway relaxes each layer whose
+    constraint measurably costs loss, by the exact relaxation morphism. Cost: one network (no
+    extra passes; only the end of the run is scored).
+    """
 
     name = "equinas_g"
     settings_class = EquiNASGSettings

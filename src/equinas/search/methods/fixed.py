@@ -35,7 +35,11 @@ def fixed_networks(ctx: SearchContext, method: str, groups: list[str]) -> Search
 
 
 class FixedGroups(SearchMethod[FixedSettings]):
-    """Fixed G-CNN baselines: one network per group, every layer constrained to it."""
+    """Fixed G-CNN baselines: one network per group, every layer constrained to it.
+
+    Each group of ``--groups`` (or named architecture) trains one network for ``--epochs``; the
+    best by validation accuracy is the result. Cost: one network per entry of ``--groups``.
+    """
 
     name = "fixed"
     settings_class = FixedSettings

@@ -16,7 +16,10 @@ class GridSettings(Settings):
 
 
 class GridSearch(SearchMethod[GridSettings]):
-    """Grid: one fixed G-CNN per subgroup of the ambient lattice, the best by validation accuracy."""
+    """Grid: one fixed G-CNN per subgroup of the ambient lattice, the best by validation accuracy.
+
+    The obvious alternative to a search. Cost: one network per subgroup (10 for D4, 19 for D8).
+    """
 
     name = "grid"
     settings_class = GridSettings

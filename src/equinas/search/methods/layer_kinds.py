@@ -37,18 +37,30 @@ class LayerKindBaseline(SearchMethod[LayerKindSettings]):
 
 
 class RPPBaseline(LayerKindBaseline):
-    """Residual pathway priors: every layer an equivariant plus a prior-weighted free path."""
+    """Residual pathway priors: every layer an equivariant plus a prior-weighted free path.
+
+    One network whose layers may leave equivariance where the data pays for the penalty on the
+    free path. Cost: about one network (with the free path's extra parameters).
+    """
 
     kind = name = "rpp"
 
 
 class RelaxedConvBaseline(LayerKindBaseline):
-    """Relaxed group convolutions (Wang et al. 2022): kernel banks with per-element weights."""
+    """Relaxed group convolutions (Wang et al. 2022): kernel banks with per-element weights.
+
+    One network whose layers learn how far to break the group. Cost: about one network (with a
+    bank of kernels per layer).
+    """
 
     kind = name = "rgconv"
 
 
 class ConstraintRelaxation(LayerKindBaseline):
-    """Constraint relaxation (Pertigkiozoglou et al. 2024): a free term scheduled to 0, ends equivariant."""
+    """Constraint relaxation (Pertigkiozoglou et al. 2024): a free term scheduled to 0, ends equivariant.
+
+    One network trains with a non-equivariant term whose weight goes to zero, so the network it
+    ends with is exactly equivariant. Cost: about one network.
+    """
 
     kind = name = "cr"

@@ -29,7 +29,12 @@ class LPSSettings(Settings):
 
 
 class LPSSearch(SearchMethod[LPSSettings]):
-    """LPS (Kim et al. 2023): a backbone symmetrized by a learned distribution over the ambient group."""
+    """LPS (Kim et al. 2023): a backbone symmetrized by a learned distribution over the ambient group.
+
+    ``f(x) = sum_g p(g|x) phi(g^-1 x)``: exactly invariant, with a small G-CNN choosing the
+    orientation. Cost: one network's training plus |G| backbone passes per evaluated image
+    (1.3 networks measured on RotMNIST).
+    """
 
     name = "lps"
     settings_class = LPSSettings

@@ -28,7 +28,12 @@ class PriorSettings(Settings):
 
 
 class PriorRelaxed(SearchMethod[PriorSettings]):
-    """ "Prior" baselines: a network trained under one group, then relaxed to a fixed subgroup."""
+    """ "Prior" baselines: a network trained under one group, then relaxed to a fixed subgroup.
+
+    The ``--prior`` network trains for ``--prior-fraction`` of ``--epochs``; each target group
+    continues from it, relaxed by the morphism, for the rest. Cost: one network for the prior
+    part plus the rest of the budget per target (1.5 networks with the defaults).
+    """
 
     name = "prior"
     settings_class = PriorSettings
