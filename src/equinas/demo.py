@@ -67,15 +67,15 @@ def plans(budget: DemoBudget) -> list[tuple[str, str, dict[str, Any]]]:
     on training the network it found (about 1.9 times the compute of one fixed network).
     """
     fixed = [(f"fixed-{g}", "fixed", {"groups": (g,)}) for g in ("C1", "C4", "D4")]
-    e_settings = {
+    e_settings: dict[str, Any] = {
         "generations": budget.generations,
         "population": 2,
         "children_per_parent": budget.children_per_parent,
         "halving": True,
         "space": ("paper",),
     }
-    g_settings = {"space": ("paper",), "decide_at": budget.decide_at, "alpha": budget.alpha}
-    d_settings = {"groups": ("paper",)}
+    g_settings: dict[str, Any] = {"space": ("paper",), "decide_at": budget.decide_at, "alpha": budget.alpha}
+    d_settings: dict[str, Any] = {"groups": ("paper",)}
     searches = [("equinas_g", g_settings), ("equinas_e", e_settings), ("equinas_d", d_settings)]
     return [*fixed, *((name, name, settings) for name, settings in searches)]
 

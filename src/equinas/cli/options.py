@@ -172,7 +172,7 @@ def not_needed(settings_cls: type, other_cls: type) -> set[str]:
     """Fields of ``other_cls`` (e.g. ``TrainConfig``'s ``arch_*``) whose declaration ``needs`` a
     capability the method of ``settings_cls`` lacks (``Settings.capabilities``): its command
     does not offer them, as the method never reads them."""
-    capabilities = getattr(settings_cls, "capabilities", frozenset())
+    capabilities: frozenset[str] = getattr(settings_cls, "capabilities", frozenset())
     return {
         f.name
         for f, _, decl in declared_fields(other_cls)
