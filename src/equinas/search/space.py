@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from equinas.groups import PlanarGroup, parse_group, subgroups
+from equinas.settings import setting
 
 # the paper's per-layer groups: D4 relaxes to C4 or D1, no layer is ever D2
 PAPER_SPACE = ("D4", "C4", "D1", "C2", "C1")
@@ -32,3 +34,14 @@ def search_space(ambient: PlanarGroup | str, space: Sequence[str] | None) -> lis
     if space is None:
         return list(subgroups(ambient))
     return [parse_group(name, ambient=ambient) for name in space_names(space) or ()]
+
+
+def space_setting() -> Any:
+    """The declaration of a method's ``space`` setting (EquiNAS_E, EquiNAS_G): the groups a
+    layer may take, checked by ``space_names``."""
+    return setting(
+        None,
+        check=space_names,
+        subgroups=True,
+        help="groups a layer may take; 'paper': D4,C4,D1,C2,C1 (default: the whole lattice)",
+    )

@@ -34,7 +34,7 @@ from equinas.search.evaluate import CandidateJob
 from equinas.search.record import CandidateRecord
 from equinas.search.run_directory import spec_network
 from equinas.search.selection import best_of, pareto_select, top_k
-from equinas.search.space import search_space, space_names
+from equinas.search.space import search_space, space_setting
 from equinas.settings import Settings, setting
 from equinas.train.result import DIVERGENCE_ADVICE
 
@@ -67,12 +67,7 @@ class EquiNASESettings(Settings):
     )
     pareto: bool = setting(False, help="keep the Pareto fronts over accuracy and parameters, not the top")
     halving: bool = setting(False, help="successive halving within a generation (3/4 of the compute)")
-    space: tuple[str, ...] | None = setting(
-        None,
-        check=space_names,
-        subgroups=True,
-        help="groups a layer may take; 'paper': D4,C4,D1,C2,C1 (default: the whole lattice)",
-    )
+    space: tuple[str, ...] | None = space_setting()
 
     def for_lineage(self, epochs: float) -> EquiNASESettings:
         """These settings with ``epochs_per_generation`` split from a lineage budget of ``epochs``

@@ -35,7 +35,7 @@ from equinas.search.evaluate import candidate_seed
 from equinas.search.record import CandidateRecord
 from equinas.search.relaxation_signal import RelaxationSignal, decide
 from equinas.search.run_directory import spec_network
-from equinas.search.space import search_space, space_names
+from equinas.search.space import search_space, space_setting
 from equinas.settings import Settings, setting
 from equinas.train.config import step_at
 from equinas.train.result import DIVERGENCE_ADVICE
@@ -67,12 +67,7 @@ class EquiNASGSettings(Settings):
     start_group: str | None = setting(
         None, subgroups=True, help="group of every layer at the start (default: the ambient group)"
     )
-    space: tuple[str, ...] | None = setting(
-        None,
-        check=space_names,
-        subgroups=True,
-        help="groups a layer may take; 'paper': D4,C4,D1,C2,C1 (default: the whole lattice)",
-    )
+    space: tuple[str, ...] | None = space_setting()
 
     def check(self) -> None:
         fractions = self.decide_at
