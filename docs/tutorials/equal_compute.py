@@ -23,8 +23,7 @@ from shapes import make_shapes  # noqa: E402
 
 from equinas.data import from_arrays  # noqa: E402
 from equinas.execution import LocalExecutor  # noqa: E402
-from equinas.search import BackboneSettings, SearchContext, make_method, run_search  # noqa: E402
-from equinas.search.records import RunDirectory  # noqa: E402
+from equinas.search import BackboneSettings, RunDirectory, SearchContext, make_method, run_search  # noqa: E402
 from equinas.train import TrainConfig  # noqa: E402
 
 BUDGET = 2.0  # networks per method

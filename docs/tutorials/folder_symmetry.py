@@ -23,8 +23,7 @@ from shapes import CLASSES, make_shapes  # noqa: E402
 
 from equinas.data import load_task  # noqa: E402
 from equinas.execution import LocalExecutor  # noqa: E402
-from equinas.search import BackboneSettings, SearchContext, make_method, run_search  # noqa: E402
-from equinas.search.records import RunDirectory  # noqa: E402
+from equinas.search import BackboneSettings, RunDirectory, SearchContext, make_method, run_search  # noqa: E402
 from equinas.train import TrainConfig  # noqa: E402
 
 
