@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from equinas.cli.options import OptionNames, add_settings, settings_from
+from equinas.cli.options import OptionNames, add_settings, not_offered, settings_from
 
 if TYPE_CHECKING:  # the classes import torch: the functions below import them when called
     from equinas.data.settings import DataSettings
@@ -65,9 +65,11 @@ def data_settings(args: argparse.Namespace) -> DataSettings:
 
 
 def train_config(args: argparse.Namespace, skip: Iterable[str] = ()) -> TrainConfig:
+    """The ``TrainConfig`` of the parsed options; fields in ``skip`` and those the command does
+    not offer (a search method's unneeded ``--arch-*``) keep their defaults."""
     from equinas.train.config import TrainConfig
 
-    return settings_from(args, TrainConfig, skip)
+    return settings_from(args, TrainConfig, {*skip, *not_offered(args, TrainConfig)})
 
 
 def backbone_settings(args: argparse.Namespace) -> BackboneSettings:

@@ -178,3 +178,12 @@ def not_needed(settings_cls: type, other_cls: type) -> set[str]:
         for f, _, decl in declared_fields(other_cls)
         if decl is not None and decl.needs is not None and decl.needs not in capabilities
     }
+
+
+def not_offered(args: argparse.Namespace, cls: type) -> set[str]:
+    """Declared fields of ``cls`` that have no option in the parsed ``args``."""
+    return {
+        f.name
+        for f, _, decl in declared_fields(cls)
+        if decl is not None and not hasattr(args, destination(f, decl))
+    }
