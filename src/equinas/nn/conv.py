@@ -193,7 +193,7 @@ class RegularConv(ConvBase):
                 self.bias.zero_()
 
     def build_filter(self) -> torch.Tensor:
-        return self.expansion(self.weight)
+        return self.expansion(self.weight, self.memory_format)
 
     def expanded_bias(self) -> torch.Tensor | None:
         return None if self.bias is None else self.expansion.vector(self.bias).reshape(-1)
