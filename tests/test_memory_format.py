@@ -240,7 +240,7 @@ for name, kwargs in options.items():  # torch's own optimizers (these import tor
     assert run_python(code).split("\n") == ["False", "Adam True", "AdamW True", "SGD True"]
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     batch=st.integers(1, 3),
     channels=st.integers(1, 3),
@@ -269,8 +269,8 @@ def test_channels_last_train_batch_norm_matches_the_nchw_reference(
     assert is_channels_last_map(out_c)
     torch.testing.assert_close(out_c, out_n, atol=1e-10, rtol=1e-10)
     # a constant channel has rstd 1/sqrt(eps): its rounding noise in x - mean grows 316-fold
-    torch.testing.assert_close(gx_c, gx_n, atol=1e-8, rtol=1e-10)
+    torch.testing.assert_close(gx_c, gx_n, atol=1e-8, rtol=1e-8)
     for key in gp_n:
-        torch.testing.assert_close(gp_c[key], gp_n[key], atol=1e-8, rtol=1e-10)
+        torch.testing.assert_close(gp_c[key], gp_n[key], atol=1e-8, rtol=1e-8)
     for key in ("running_mean", "running_var"):
         torch.testing.assert_close(getattr(cl, key), getattr(nchw, key), atol=1e-12, rtol=1e-12)
