@@ -23,10 +23,11 @@ import torch
 from common import write_json
 
 from equinas.data import load_task
-from equinas.execution import LocalExecutor, ProcessExecutor, available_cores
+from equinas.execution import LocalExecutor, ProcessExecutor
 from equinas.search import BackboneSettings, SearchContext, make_method, run_search
 from equinas.search.run_directory import RunDirectory
 from equinas.train import TrainConfig
+from equinas.train.threads import usable_cores
 
 
 def search(path: Path, data, executor, threads: int, args: argparse.Namespace) -> float:
@@ -68,14 +69,14 @@ def main() -> None:
     parser.add_argument("--train-size", type=int, default=4000)
     parser.add_argument("--generations", type=int, default=2)
     parser.add_argument("--epochs-per-generation", type=float, default=1.0)
-    parser.add_argument("--workers", type=int, default=available_cores())
+    parser.add_argument("--workers", type=int, default=usable_cores())
     args = parser.parse_args()
     data = load_task("rotmnist", train_size=args.train_size, val_size=1000, test_size=2000)
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         one = search(root / "one-thread", data, LocalExecutor(), 1, args)
-        cores = search(root / "all-cores", data, LocalExecutor(), available_cores(), args)
+        cores = search(root / "all-cores", data, LocalExecutor(), usable_cores(), args)
         pool = search(root / "process", data, ProcessExecutor(workers=args.workers), 1, args)
         identical = scores(root / "one-thread") == scores(root / "process")
         candidates = len(scores(root / "one-thread"))

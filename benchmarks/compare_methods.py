@@ -47,6 +47,7 @@ from equinas.report import comparison_plot, comparison_table, write_report
 from equinas.report.tables import grouped_runs
 from equinas.search import SearchContext, make_method, run_search
 from equinas.search.run_directory import RunDirectory
+from equinas.train.threads import resolve_threads, share_cores, threads_per_worker
 
 GROUP_SETTING = {"fixed": "groups", "prior": "targets", "rpp": "group", "rgconv": "group", "cr": "group"}
 
@@ -76,8 +77,8 @@ def run_one(args: argparse.Namespace, entry: str, seed: int) -> str:
     path = Path(args.out) / f"{label}-seed{seed}"
     if (path / "result.json").exists():
         return str(path)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    share_cores(threads_per_worker(args.threads, args.workers))  # this process is one of --workers
+    torch.set_num_threads(resolve_threads(args.threads))
     data = data_settings(args)
     ctx = SearchContext(
         data.task,

@@ -11,6 +11,7 @@ from torch import nn
 from equinas.groups import PlanarGroup
 from equinas.nn import GroupConv, LiftingConv, SpatialPool
 from equinas.testing import EquivarianceReport
+from equinas.train.threads import resolve_threads
 
 # hypothesis examples per dtype: float64 shows that errors drop to rounding level, which a few
 # examples show as well as many; the float32 runs explore the inputs.
@@ -84,3 +85,8 @@ class NamedJob:
 def add_shared_named(job: NamedJob, shared: torch.Tensor) -> tuple[int, float, int]:
     """``add_shared`` of ``job.value``."""
     return add_shared(job.value, shared)
+
+
+def auto_threads_of_worker(job: int, shared: object) -> tuple[int, int]:
+    """A job for executor tests: ``(torch threads, what --threads auto resolves to)`` in its worker."""
+    return torch.get_num_threads(), resolve_threads("auto")

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from equinas.export import export_plain
@@ -236,3 +238,39 @@ for name, kwargs in options.items():  # torch's own optimizers (these import tor
     print(name, same)
 """
     assert run_python(code).split("\n") == ["False", "Adam True", "AdamW True", "SGD True"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    batch=st.integers(1, 3),
+    channels=st.integers(1, 3),
+    group=st.sampled_from(["D4", "C2", "C1"]),
+    size=st.integers(1, 5),
+    offset=st.floats(-4.0, 4.0),
+    constant_channel=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_channels_last_train_batch_norm_matches_the_nchw_reference(
+    batch, channels, group, size, offset, constant_channel, seed
+) -> None:
+    """The channels-last training path (torch's channels-last kernels, per-plane statistics
+    combined per channel) against ``F.batch_norm`` on NCHW maps, in float64: outputs, every
+    gradient and the running statistics, also for maps far from zero mean and a constant channel."""
+    if batch * size * size == 1 and group == "C1":
+        return  # one value per channel: torch refuses it on both paths
+    torch.manual_seed(seed)
+    base = perturbed(GroupBatchNorm(channels, group, "D4")).double().train()
+    x = torch.randn(batch, channels, 8, size, size, dtype=torch.float64) * 2 + offset
+    if constant_channel:
+        x[:, 0] = offset
+    nchw, cl = set_memory_format(copy.deepcopy(base), NCHW), set_memory_format(copy.deepcopy(base), CL)
+    out_n, gx_n, gp_n, upstream = outputs_and_grads(nchw, x, None)
+    out_c, gx_c, gp_c, _ = outputs_and_grads(cl, channels_last_map(x), upstream)
+    assert is_channels_last_map(out_c)
+    torch.testing.assert_close(out_c, out_n, atol=1e-10, rtol=1e-10)
+    # a constant channel has rstd 1/sqrt(eps): its rounding noise in x - mean grows 316-fold
+    torch.testing.assert_close(gx_c, gx_n, atol=1e-8, rtol=1e-8)
+    for key in gp_n:
+        torch.testing.assert_close(gp_c[key], gp_n[key], atol=1e-8, rtol=1e-8)
+    for key in ("running_mean", "running_var"):
+        torch.testing.assert_close(getattr(cl, key), getattr(nchw, key), atol=1e-12, rtol=1e-12)

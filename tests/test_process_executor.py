@@ -17,8 +17,9 @@ import torch
 
 from conftest import SMALL_NET_ARGS, TINY_MNIST_ARGS, needs_data, synthetic_search_context
 from equinas.data import resolve_data_dir
-from equinas.execution import AutoExecutor, LocalExecutor, ProcessExecutor, WorkerCrashed, available_cores
+from equinas.execution import AutoExecutor, LocalExecutor, ProcessExecutor, WorkerCrashed
 from equinas.search import make_method, run_search
+from equinas.train.threads import usable_cores
 from helpers import NamedJob, add_shared, add_shared_named, job_process
 
 E_SETTINGS = {"generations": 1, "population": 2, "epochs_per_generation": 0.5, "children_per_parent": 2}
@@ -31,15 +32,15 @@ def test_bad_worker_counts_are_errors_and_oversubscription_warns() -> None:
     with pytest.raises(ValueError, match="threads per worker"):
         ProcessExecutor(workers=1, threads=0)
     with pytest.warns(RuntimeWarning, match="exceed the"):
-        ProcessExecutor(workers=available_cores() + 1)
+        ProcessExecutor(workers=usable_cores() + 1)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         default = ProcessExecutor()
-    assert default.workers * default.threads <= available_cores()
+    assert default.workers * default.threads <= usable_cores()
 
 
 def test_jobs_run_in_one_thread_workers_on_the_shared_data() -> None:
-    executor = ProcessExecutor(workers=2)
+    executor = ProcessExecutor(workers=2, threads=1)
     shared = torch.ones(10)
     try:
         first = dict(executor.map(add_shared, [1, 2, 3], shared))
@@ -86,7 +87,7 @@ def test_auto_runs_single_jobs_here_and_several_in_workers() -> None:
 
 
 def test_a_dying_worker_is_an_error_naming_only_the_unfinished_jobs_of_its_call() -> None:
-    executor = ProcessExecutor(workers=1)
+    executor = ProcessExecutor(workers=1, threads=1)
     first = [NamedJob("g00-000", 1), NamedJob("g00-001", 2)]
     try:
         assert len(list(executor.map(add_shared_named, first, torch.zeros(1)))) == 2

@@ -3,7 +3,8 @@
 A settings class is a frozen dataclass deriving from ``Settings`` whose fields come from
 ``setting(default, help=..., ...)``. Constructing one checks every field against its
 declaration -- the type from the annotation (``int``, ``float``, ``str``, ``bool``,
-``tuple[T, ...]``, ``tuple[T, T]``, ``dict`` (its numbers finite), each optionally ``| None``), the bounds
+``tuple[T, ...]``, ``tuple[T, T]``, ``dict`` (its numbers finite), ``int | str`` (a number or a word
+such as ``auto``; its ``check`` reads both), each optionally ``| None``), the bounds
 (``at_least``, ``above``, ``at_most``, ``below``; for tuples, of every item), the ``choices``
 and a custom ``check`` -- normalises it (``int -> float`` for float fields, lists to tuples),
 then runs the class's ``check()`` for rules that join several fields. A bad value raises the
@@ -159,6 +160,8 @@ def value_type(hint: Any) -> ValueType:
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         args = tuple(a for a in typing.get_args(hint) if a is not type(None))
         optional = len(args) < len(typing.get_args(hint))
+        if set(args) == {int, str}:  # a number or a word ("auto"): text, read by the declared check
+            return ValueType(str, optional)
         (hint,) = args
     origin = typing.get_origin(hint) or hint
     if origin is tuple:

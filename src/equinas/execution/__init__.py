@@ -6,7 +6,7 @@ from __future__ import annotations
 from equinas.execution.auto import AutoExecutor
 from equinas.execution.base import Executor, WorkerCrashed
 from equinas.execution.local import LocalExecutor
-from equinas.execution.process import ProcessExecutor, available_cores, end_with_parent
+from equinas.execution.process import ProcessExecutor, end_with_parent
 from equinas.execution.settings import EXECUTORS, ExecutorSettings, make_executor
 
 __all__ = [
@@ -17,7 +17,6 @@ __all__ = [
     "LocalExecutor",
     "ProcessExecutor",
     "WorkerCrashed",
-    "available_cores",
     "end_with_parent",
     "make_executor",
 ]

@@ -6,7 +6,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from equinas.execution.local import LocalExecutor
-from equinas.execution.process import ProcessExecutor, available_cores
+from equinas.execution.process import ProcessExecutor
+from equinas.train.threads import AUTO, default_workers
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -14,7 +15,7 @@ R = TypeVar("R")
 
 class AutoExecutor:
     """A ``map`` of several jobs goes to a ``ProcessExecutor`` (``workers`` processes of
-    ``threads`` torch threads; by default one one-thread worker per core), started on first use
+    ``threads`` torch threads; by default one one-thread worker per usable core), started on first use
     and kept for later maps; a map of one job, or any map on a one-core machine, runs in this
     process (``LocalExecutor``: no worker start-up for a single network).
 
@@ -25,13 +26,13 @@ class AutoExecutor:
 
     name = "auto"
 
-    def __init__(self, workers: int | None = None, threads: int = 1):
+    def __init__(self, workers: int | None = None, threads: int | str = AUTO):
         self.workers, self.threads = workers, threads
         self._local = LocalExecutor()
         self._pool: ProcessExecutor | None = None
 
     def map(self, fn: Callable[[J, Any], R], jobs: Sequence[J], shared: Any) -> Iterator[tuple[int, R]]:
-        if len(jobs) < 2 or (self.workers is None and available_cores() // self.threads < 2):
+        if len(jobs) < 2 or (self.workers is None and default_workers(self.threads) < 2):
             return self._local.map(fn, jobs, shared)
         if self._pool is None:
             self._pool = ProcessExecutor(self.workers, self.threads)

@@ -1,8 +1,9 @@
 """Run evaluations in a pool of worker processes on this machine.
 
-Small networks gain nothing from a second torch thread but a lot from a second process, so
-each worker runs ``threads`` torch threads (1 by default) and as many workers as cores run
-at once. The shared object (the data set) reaches every worker once, when the pool starts:
+Small networks gain more from a second process than from a second torch thread, so by default
+as many one-thread workers as usable cores run at once; ``threads`` sets the torch threads of
+each worker, ``auto`` (the default) the usable cores divided among the workers
+(``equinas.train.threads``). The shared object (the data set) reaches every worker once, when the pool starts:
 its tensors travel through shared memory (``torch.multiprocessing``), not as a copy per job.
 The pool lives across ``map`` calls that share the same object (the generations of a search),
 and several threads may ``map`` at once over the same object: their jobs share the workers (the
@@ -30,6 +31,7 @@ import torch
 import torch.multiprocessing as torch_mp
 
 from equinas.execution.base import WorkerCrashed, job_name
+from equinas.train.threads import AUTO, default_workers, share_cores, threads_per_worker, usable_cores
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -37,14 +39,6 @@ R = TypeVar("R")
 _shared: Any = None
 _started: Any = None
 PARENT_POLL_S = 0.5
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _watch_parent(parent: int) -> None:
@@ -67,6 +61,7 @@ def _start_worker(shared: Any, threads: int, started: Any, parent: int) -> None:
     global _shared, _started
     end_with_parent(parent)
     _shared, _started = shared, started
+    share_cores(threads)
     torch.set_num_threads(threads)
 
 
@@ -79,21 +74,24 @@ class ProcessExecutor:
     """Executor over ``workers`` local processes with ``threads`` torch threads each.
 
     Args:
-        workers: processes (default: the available cores divided by ``threads``); more
-            workers x threads than cores warns (they would slow each other down).
-        threads: torch threads per worker.
+        workers: processes (default: the usable cores divided by ``threads``, one per core for
+            ``auto``); more workers x threads than cores warns (they would slow each other down).
+        threads: torch threads per worker, or ``auto``: the usable cores divided among the
+            workers (at least 1); a network with ``TrainConfig.num_threads='auto'`` in a worker
+            trains with as many.
     """
 
     name = "process"
 
-    def __init__(self, workers: int | None = None, threads: int = 1):
-        cores = available_cores()
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            raise ValueError(f"threads per worker must be an integer >= 1, got {threads!r}")
+    def __init__(self, workers: int | None = None, threads: int | str = AUTO):
+        cores = usable_cores()
+        if threads != AUTO and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads per worker must be 'auto' or an integer >= 1, got {threads!r}")
         if workers is None:
-            workers = max(1, cores // threads)
+            workers = default_workers(threads)
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+        threads = threads_per_worker(threads, workers)
         if workers * threads > cores:
             warnings.warn(
                 f"{workers} workers x {threads} threads exceed the {cores} available cores; "

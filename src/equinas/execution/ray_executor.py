@@ -178,5 +178,8 @@ def _init_on_loopback(ray: Any, kwargs: dict[str, Any]) -> None:
 def _call_with_threads(fn: Callable[[Any, Any], Any], job: Any, shared: Any, threads: int) -> Any:
     import torch
 
+    from equinas.train.threads import share_cores
+
+    share_cores(threads)
     torch.set_num_threads(threads)
     return fn(job, shared)

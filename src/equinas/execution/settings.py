@@ -7,6 +7,7 @@ from typing import Any
 
 from equinas.execution.base import Executor
 from equinas.settings import Settings, setting
+from equinas.train.threads import AUTO
 
 EXECUTORS = ("auto", "local", "process", "ray")
 
@@ -28,8 +29,8 @@ class ExecutorSettings(Settings):
     workers: int | None = setting(
         None,
         at_least=1,
-        help="worker processes of --executor process or auto (default: cores / --threads, --threads "
-        "defaulting to 1 there)",
+        help="worker processes of --executor process or auto (default: usable cores / --threads, one per "
+        "core for --threads auto, which then gives each worker cores / workers threads)",
     )
     ray_address: str | None = setting(
         None, help="join a running Ray cluster (default: start a local instance)"
@@ -41,10 +42,11 @@ class ExecutorSettings(Settings):
         if self.workers is not None and self.executor not in ("process", "auto"):
             raise self.fail("workers", "only the process and auto executors have workers")
 
-    def make(self, threads: int | None = None) -> Executor:
-        """The executor; ``threads``: torch threads of each process worker (default 1)."""
+    def make(self, threads: int | str = AUTO) -> Executor:
+        """The executor; ``threads``: torch threads of each process worker, or ``auto``
+        (``equinas.train.threads``)."""
         if self.executor in ("process", "auto"):
-            return make_executor(self.executor, workers=self.workers, threads=threads or 1)
+            return make_executor(self.executor, workers=self.workers, threads=threads)
         if self.executor == "ray":
             options = {
                 "address": self.ray_address,

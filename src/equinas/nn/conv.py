@@ -134,12 +134,14 @@ class ConvBase(CachedFilter):
         batch, height, width = x.shape[0], x.shape[-2], x.shape[-1]
         planes = math.prod(x.shape[1:-2])  # explicit: reshape cannot infer -1 for an empty batch
         layout = self.memory_format
-        flat = x.reshape(batch, planes, height, width)
         if layout == torch.channels_last and planes == 1:
-            # with one input channel torch computes (and differentiates) in NCHW, slowly, and a
-            # transposing copy of the output would cost more: add a zero channel instead
-            flat = torch.cat([flat, flat.new_zeros(()).expand_as(flat)], dim=1)
-            filt = torch.cat([filt, filt.new_zeros(()).expand_as(filt)], dim=1)
+            # one input plane: its NCHW and channels-last layouts are the same memory and torch
+            # picks the conv's path by the strides; the channels-last ones give channels-last
+            # output, forward and backward 1.5x faster than with a zero second input channel
+            # and 1.9x faster than in NCHW (the demo network's lifting conv, one thread)
+            flat = x.reshape(batch, height, width, 1).permute(0, 3, 1, 2)
+        else:
+            flat = x.reshape(batch, planes, height, width)
         flat, filt = flat.contiguous(memory_format=layout), filt.contiguous(memory_format=layout)
         out = F.conv2d(flat, filt, bias, padding=self.kernel_size // 2)
         return out.reshape(batch, self.out_channels, self.ambient.order, height, width)
@@ -193,7 +195,7 @@ class RegularConv(ConvBase):
                 self.bias.zero_()
 
     def build_filter(self) -> torch.Tensor:
-        return self.expansion(self.weight)
+        return self.expansion(self.weight, self.memory_format)
 
     def expanded_bias(self) -> torch.Tensor | None:
         return None if self.bias is None else self.expansion.vector(self.bias).reshape(-1)

@@ -12,67 +12,86 @@ from equinas.nn.conv import ConvBase, check_count, resolve_groups
 from equinas.nn.expansion import FilterExpansion
 
 
-def _column_affine(x: torch.Tensor, scale: torch.Tensor | None, shift: torch.Tensor) -> torch.Tensor:
-    """``x * scale + shift`` (``x + shift`` without ``scale``) per column of ``x`` ``[N, K]``, in
-    ``x``'s dtype; ``scale`` and ``shift`` are ``[K]`` in any float dtype. For bfloat16 ``x``,
-    torch's inference batch-norm kernel computes it in float32 with one rounding, 1.4-1.8x faster
-    on CPU than a broadcasting ``addcmul``/``sub`` in bfloat16; float32 keeps ``addcmul``."""
-    if x.dtype in (torch.bfloat16, torch.float16):  # (x - mean) / sqrt(var + 0) * scale + shift
-        ones = torch.ones_like(shift)
-        if scale is None:
-            return F.batch_norm(x, -shift, ones, None, None, False, 0.0, 0.0)
-        return F.batch_norm(x, torch.zeros_like(shift), ones, scale, shift, False, 0.0, 0.0)
-    if scale is None:
-        return x + shift.to(x.dtype)
-    return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
+def _channel_affine(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """``x * scale + shift`` per channel of a channels-last ``x`` ``[B, K, H, W]`` (``scale``,
+    ``shift``: ``[K]`` in the statistics' dtype), in ``x``'s dtype. For bfloat16 (or float16)
+    ``x``, torch's inference batch-norm kernel (mean 0, variance 1) computes it in float32 with
+    one rounding, 1.4-1.8x faster on CPU than a broadcasting ``addcmul`` in bfloat16; for float32
+    ``addcmul`` is 1.5x faster than that kernel."""
+    if x.dtype in (torch.bfloat16, torch.float16):
+        zeros, ones = torch.zeros_like(scale), torch.ones_like(scale)
+        return torch.ops.aten.native_batch_norm(x, scale, shift, zeros, ones, False, 0.0, 0.0)[0]
+    view = (1, -1, 1, 1)
+    return torch.addcmul(shift.to(x.dtype).view(view), x, scale.to(x.dtype).view(view))
 
 
-class _PixelsMajorBatchNorm(torch.autograd.Function):
-    """Train-mode batch norm of ``x`` ``[N, C*G]`` with statistics per ``c`` over rows and ``g``.
+def _repeat(values: torch.Tensor, groups: int) -> torch.Tensor:
+    """``[C]`` -> ``[C*groups]``, each value ``groups`` times, contiguous (torch's batch-norm
+    kernels read their statistics ignoring strides); ``repeat_interleave`` without its index
+    computation."""
+    return values[:, None].expand(-1, groups).contiguous().view(-1)
 
-    ``F.batch_norm`` on the ``[N, C, G]`` view computes the same but is slow for ``G = 8``
-    (its inner loops run over ``G``); here every pass runs over whole rows of ``C*G`` values.
-    Forward (two-pass, numerically stable; ``n = N*G``): ``mu_c = sum x / n``,
-    ``var_c = sum (x - mu_c)^2 / n``, ``y = (x - mu_c) * rsqrt(var_c + eps) * w + b`` with per-
-    column affine ``w, b`` ``[C*G]``. Backward, with ``xhat = (x - mu_c) * r_c``,
-    ``r_c = rsqrt(var_c + eps)``: ``dw = sum g*xhat``, ``db = sum g`` per column and
-    ``dx = r_c * (w*g - sum_g(w*db)/n - xhat * sum_g(w*dw)/n)``.
+
+class _ChannelsLastGroupBatchNorm(torch.autograd.Function):
+    """Train-mode batch norm of a channels-last ``x`` ``[B, C*G, H, W]`` (conv channel ``(c, g)``)
+    with statistics per ``c`` over the batch, the pixels and ``g``, from torch's channels-last
+    batch-norm kernels (each pass vectorised over the ``C*G`` values of a pixel).
+
+    ``F.batch_norm`` on the 5-D view ``[B, C, G, H, W]`` computes the same but is slow (its
+    inner loops run over ``G = 8``). Forward, ``n = B*H*W*G``: the sums ``S_cg`` of every conv
+    channel give ``mu_c = sum_g S_cg / n``; the inference backward kernel, given ``x`` as both
+    gradient and input and ``mu_c`` as mean, gives ``Q_cg = sum x * (x - mu_c)`` in one pass, and
+    ``var_c = (sum_g Q_cg - mu_c (sum_g S_cg - n mu_c)) / n`` (numerically a two-pass variance:
+    the kernel subtracts the mean before multiplying, the correction is rounding-sized); then
+    ``y = (x - mu_c) * r_c * w + b``, ``r_c = rsqrt(var_c + eps)``, with the per-channel affine
+    ``w, b`` ``[C*G]``. Backward, with ``xhat = (x - mu_c) * r_c``: the same kernel's
+    ``dw = sum g*xhat`` and ``db = sum g`` per conv channel, and
+    ``dx = r_c * (w*g - sum_g(w*db)/n - xhat * sum_g(w*dw)/n)``, computed as
+    ``x * slope + offset + g * r_c * w``. Only ``x`` is saved (no centred copy).
     Returns ``(y, mu_c, var_c)`` (biased variance). Under autocast ``x`` is bfloat16: the maps
-    (``y``, the saved ``x - mu_c``, ``dx``) keep its dtype, while the column sums (accumulated
-    in float32 by torch's reductions), the statistics and the affine gradients are computed in
-    the parameters' dtype (float32), so the running statistics stay float32.
+    (``y``, ``dx``) keep its dtype, the statistics and the affine gradients are float32 (the
+    parameters' dtype; torch's kernels accumulate in float32), so the running statistics stay
+    float32.
     """
 
     @staticmethod
     def forward(ctx, x, weight, bias, groups: int, eps: float):
-        channels, count = x.shape[1] // groups, x.shape[0] * groups
-        stats = weight.dtype
-        mean = x.sum(0).to(stats).view(channels, groups).sum(1) / count
-        centred = _column_affine(x, None, -mean.repeat_interleave(groups))
-        var = centred.square().sum(0).to(stats).view(channels, groups).sum(1) / count
-        rstd = torch.rsqrt(var + eps).repeat_interleave(groups)
-        ctx.save_for_backward(centred, weight, rstd)
-        ctx.groups = groups
+        channels, count = x.shape[1] // groups, x.numel() // x.shape[1] * groups
+        total = x.sum((0, 2, 3), dtype=weight.dtype).view(channels, groups).sum(1)
+        mean = total / count
+        mean_g = _repeat(mean, groups)
+        _, products, _ = torch.ops.aten.native_batch_norm_backward(
+            x, x, None, mean_g, torch.ones_like(mean_g), None, None, False, 0.0, [False, True, False]
+        )
+        squares = products.view(channels, groups).sum(1) - mean * (total - count * mean)
+        var = (squares / count).clamp_min(0.0)
+        var_g = _repeat(var, groups)
+        scale = torch.rsqrt(var_g + eps) * weight
+        y = _channel_affine(x, scale, bias - mean_g * scale)
+        ctx.save_for_backward(x, weight, mean_g, var_g)
+        ctx.groups, ctx.eps = groups, eps
         ctx.mark_non_differentiable(mean, var)
-        return _column_affine(centred, rstd * weight, bias), mean, var
+        return y, mean, var
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad, _grad_mean, _grad_var):
-        centred, weight, rstd = ctx.saved_tensors
+        x, weight, mean_g, var_g = ctx.saved_tensors
         groups = ctx.groups
-        channels, count = centred.shape[1] // groups, centred.shape[0] * groups
+        channels, count = x.shape[1] // groups, x.numel() // x.shape[1] * groups
 
         def per_channel(column: torch.Tensor) -> torch.Tensor:  # sum over g, repeated over g
-            return column.view(channels, groups).sum(1).repeat_interleave(groups)
+            return _repeat(column.view(channels, groups).sum(1), groups)
 
-        grad = grad.contiguous()
-        stats = weight.dtype
-        grad_bias = grad.sum(0).to(stats)
-        grad_weight = rstd * (grad * centred).sum(0).to(stats)
+        grad = grad.contiguous(memory_format=torch.channels_last)
+        _, grad_weight, grad_bias = torch.ops.aten.native_batch_norm_backward(
+            grad, x, None, mean_g, var_g, None, None, False, ctx.eps, [False, True, True]
+        )
+        rstd = torch.rsqrt(var_g + ctx.eps)
         shift = -rstd * per_channel(weight * grad_bias) / count
         slope = -rstd * rstd * per_channel(weight * grad_weight) / count
-        grad_x = _column_affine(centred, slope, shift).addcmul_(grad, (rstd * weight).to(centred.dtype))
+        gain = (rstd * weight).to(x.dtype).view(1, -1, 1, 1)
+        grad_x = _channel_affine(x, slope, shift - mean_g * slope).addcmul_(grad, gain)
         return grad_x, grad_weight, grad_bias, None, None
 
 
@@ -121,19 +140,20 @@ class GroupBatchNorm(nn.Module):
             self.num_batches_tracked.add_(1)
             # momentum None: cumulative average, as in torch.nn.BatchNorm
             factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-        pixels_major = x.permute(0, 3, 4, 1, 2)  # [B, H, W, C, |G|]
-        if pixels_major.is_contiguous() and not x.is_contiguous():
-            # channels-last maps (equinas.nn.layout): normalise the view [B*H*W, C, |G|], which
-            # has the same statistics per channel c; the result keeps the input's layout
+        if x.permute(0, 3, 4, 1, 2).is_contiguous() and not x.is_contiguous():
+            # channels-last maps (equinas.nn.layout): normalise their 4-D channels-last view
+            # [B, C*|G|, H, W], which has the same statistics per channel c; the result keeps
+            # the input's layout
             b, c, g, h, w = x.shape
-            rows = pixels_major.reshape(b * h * w, c * g)
-            if not self.training:  # an affine map per column (c, g): one pass over the rows
-                y = _column_affine(rows, *self.eval_affine())
+            planes = x.reshape(b, c * g, h, w)
+            if not self.training:  # an affine map per plane (c, g): one pass over the pixels
+                y = _channel_affine(planes, *self.eval_affine())
             elif b * h * w * g > 1:
-                y = self._train_pixels_major(rows, factor)
+                y = self._train_channels_last(planes, factor)
             else:
-                y = self._normalize(rows.reshape(b * h * w, c, g), factor)  # torch's error message
-            return y.reshape(b, h, w, c, g).permute(0, 3, 4, 1, 2)
+                return self._normalize(x, factor)  # torch's error message
+            # (torch's kernels may return a batch of one in NCHW: that costs a copy here)
+            return y.contiguous(memory_format=torch.channels_last).reshape(b, c, g, h, w)
         return self._normalize(x, factor)
 
     def eval_affine(self, dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -148,17 +168,17 @@ class GroupBatchNorm(nn.Module):
         out = dtype or gain.dtype
         return gain.reshape(-1).to(out), offset.reshape(-1).to(out)
 
-    def _train_pixels_major(self, x: torch.Tensor, factor: float) -> torch.Tensor:
-        """Train-mode batch norm of ``x`` ``[N, C*|G|]`` (column ``(c, g)``); updates the running
+    def _train_channels_last(self, x: torch.Tensor, factor: float) -> torch.Tensor:
+        """Train-mode batch norm of channels-last ``x`` ``[B, C*|G|, H, W]``; updates the running
         statistics as ``F.batch_norm`` does (the unbiased variance for ``running_var``)."""
-        y, mean, var = _PixelsMajorBatchNorm.apply(
+        y, mean, var = _ChannelsLastGroupBatchNorm.apply(
             x,
             self.expansion.vector(self.weight).reshape(-1),
             self.expansion.vector(self.bias).reshape(-1),
             self.ambient.order,
             self.eps,
         )
-        count = x.shape[0] * self.ambient.order
+        count = x.numel() // x.shape[1] * self.ambient.order
         with torch.no_grad():
             self.running_mean.lerp_(mean, factor)
             self.running_var.lerp_(var * (count / (count - 1)), factor)

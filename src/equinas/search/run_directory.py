@@ -35,7 +35,7 @@ from equinas.models.network import SpecNetwork
 from equinas.run_lock import LOCK_NAME
 from equinas.runlog import jsonable
 from equinas.search.record import CandidateRecord
-from equinas.train.config import RESULT_NEUTRAL
+from equinas.train.config import SEARCH_RESUMABLE_CHANGES
 
 
 def spec_network(model: nn.Module) -> SpecNetwork:
@@ -64,9 +64,9 @@ def _differences(old: Any, new: Any, prefix: str) -> list[str]:
 
 
 def _comparable(key: str, value: Any) -> Any:
-    """A ``search.json`` entry without the training settings that cannot change a result."""
+    """A ``search.json`` entry without the training settings a resume may change."""
     if key == "train" and isinstance(value, dict):
-        return {k: v for k, v in value.items() if k not in RESULT_NEUTRAL}
+        return {k: v for k, v in value.items() if k not in SEARCH_RESUMABLE_CHANGES}
     if key == "backbone" and isinstance(value, dict):
         return {"backbone": "plain", **value}  # runs recorded before resnets were plain
     return value

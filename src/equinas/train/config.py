@@ -9,6 +9,7 @@ from typing import Any
 from equinas.nn.choices import MEMORY_FORMATS
 from equinas.settings import Settings, setting
 from equinas.train.augment import parse_augment
+from equinas.train.threads import AUTO, thread_choice
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("none", "cosine", "step")
@@ -35,6 +36,10 @@ RESUMABLE_CHANGES = frozenset(
 )
 # Settings that change no trained weight and no final metric (only which epochs are logged/validated).
 RESULT_NEUTRAL = frozenset({"log_every", "eval_every"})
+# Settings a search may resume with changed: the result-neutral ones and the thread count, which
+# moves only float rounding, as it may for a resumed training run (and older searches recorded
+# 1 or nothing where newer ones record "auto").
+SEARCH_RESUMABLE_CHANGES = RESULT_NEUTRAL | {"num_threads"}
 
 
 def _augment(value: Any) -> str | None:
@@ -70,8 +75,9 @@ class TrainConfig(Settings):
     first-order bilevel updates of a model's ``architecture_parameters()`` with Adam: one after every
     ``arch_every``-th weight step, from epoch ``arch_warmup_epochs`` on (before it only the
     weights train) for ``arch_epochs`` epochs (``None``: to the end). ``log_every`` is in
-    steps (0 disables step logs). ``None`` means "not set" for ``grad_clip``, ``num_threads``,
-    ``span`` (the whole run) and ``arch_epochs``.
+    steps (0 disables step logs). ``None`` means "not set" for ``grad_clip``, ``span`` (the
+    whole run) and ``arch_epochs``. ``num_threads`` is a count or ``"auto"``
+    (``equinas.train.threads``); a run records the count it resolved to.
     ``bn_recalibration > 0`` re-estimates batch-norm statistics from that many train batches
     before every evaluation (short runs otherwise evaluate with lagging running averages).
     ``eval_every`` validates (and recalibrates) after every ``eval_every``-th epoch and after
@@ -130,7 +136,14 @@ class TrainConfig(Settings):
         None, above=0, help="clip the gradient norm of every weight step to this value (none: off)"
     )
     eval_batch_size: int = setting(128, at_least=1, help="batch size of evaluations")
-    num_threads: int | None = setting(None, at_least=1, flag="threads", help="torch CPU threads")
+    num_threads: int | str = setting(
+        AUTO,
+        check=thread_choice,
+        flag="threads",
+        metavar="N|auto",
+        help="torch CPU threads: an integer, or auto: every usable core (CPU affinity and cgroup quota) for "
+        "a network training alone, cores / workers for each of several pool workers",
+    )
     arch_lr: float = setting(
         0.0,
         at_least=0,

@@ -6,6 +6,7 @@ import functools
 import math
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ from equinas.train.runtime import (
     memory_format,
     resolve_device,
 )
+from equinas.train.threads import resolve_threads, torch_threads
 
 
 class Trainer:
@@ -83,7 +85,9 @@ class Trainer:
     ) -> None:
         if len(data.train) == 0:
             raise ValueError(f"task {data.name!r} has an empty train split; nothing to train on")
-        self.config = config if config is not None else TrainConfig()
+        config = config if config is not None else TrainConfig()
+        # the records (log, checkpoint) hold the thread count resolved here, not "auto"
+        self.config = replace(config, num_threads=resolve_threads(config.num_threads))
         self.data = data
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.metadata = json_metadata(metadata)
@@ -144,10 +148,7 @@ class Trainer:
     def _run(self, resume: bool) -> TrainResult:
         keep_freed_memory()
         self._open(resume)
-        previous_threads = torch.get_num_threads()
-        if self.config.num_threads is not None:
-            torch.set_num_threads(self.config.num_threads)
-        try:
+        with torch_threads(self.config.num_threads):
             bar = tqdm(
                 total=self.stop_step,
                 initial=self.global_step,
@@ -159,8 +160,6 @@ class Trainer:
                 while self.global_step < self.stop_step:
                     self._run_epoch(bar)
             return self._finish()
-        finally:
-            torch.set_num_threads(previous_threads)
 
     # -- setup and resumption -------------------------------------------------------------
 
