@@ -99,7 +99,7 @@ def test_formats_channels_and_resizing(tmp_path):
     assert task.in_channels == 3  # one RGB image (the JPEG) makes the task RGB
     gray = load_task(f"folder:{root}", channels=1, image_size=4, val_fraction=0.2, test_fraction=0.2)
     assert gray.in_channels == 1 and gray.image_size == (4, 4)
-    _, images, _ = load_folder(root, channels=1)
+    _, images, _, _ = load_folder(root, channels=1)
     assert images.shape == (11, SIZE, SIZE) and images.dtype == np.uint8
     listing = list_folder(root)
     first = listing.files.index("a/0.png")

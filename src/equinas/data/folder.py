@@ -6,7 +6,11 @@ fix those splits (the missing ones are carved out of ``train``; see ``carve_spli
 Classes are the folder names in sorted order (label = position); within a split, examples are
 ordered by file name, then class (so a folder exported with files named by their index keeps
 the source's order). Images are PNG, JPEG, BMP or TIFF (``images.EXTENSIONS``), read with
-Pillow; hidden files (``.name``) are ignored.
+Pillow; hidden files (``.name``) are ignored. 8-bit images stay uint8 (levels 0..255); images
+with more bits per value (16-bit, 32-bit integer or float, ``images.HIGH_DEPTH_MODES``) are read
+at full depth and stored as float32 ``(x - lo) / (hi - lo)``, where ``[lo, hi]`` is the range of
+the values decoded from the whole folder (recorded with the task as ``value_range``; ``[0, 255]``
+for 8-bit images). A folder mixing 8-bit and deeper images is refused.
 
 Decoded images are cached as one ``.npz`` (``cache.write_npz``: atomic, sha256 sidecar) in
 ``cache_dir()``, keyed by the folder, the decoding options and every file's relative path,
@@ -26,12 +30,21 @@ from tqdm.auto import tqdm
 
 from equinas.data.cache import cache_problem, exclusive_lock, read_npz, write_npz
 from equinas.data.errors import DataError, DataNotFoundError
-from equinas.data.images import EXTENSIONS, NOT_REGULAR, decode_image, is_image_name, pillow
+from equinas.data.images import (
+    EXTENSIONS,
+    NOT_REGULAR,
+    decode_image,
+    depth_name,
+    image_mode,
+    is_image_name,
+    pillow,
+)
 from equinas.data.paths import cache_dir
 from equinas.data.splits import SPLIT_NAMES
 
-VERSION = 1
+VERSION = 2  # 2: images deeper than 8 bits kept as float32, with their value range
 ALL = "all"
+BYTE_RANGE = (0.0, 255.0)
 LISTING_THREADS = 4
 
 
@@ -146,41 +159,82 @@ def folder_cache_path(listing: FolderListing, image_size: int | None, channels: 
     return cache_dir() / f"folder-v{VERSION}-{digest.hexdigest()[:24]}.npz"
 
 
-def decode_folder(listing: FolderListing, image_size: int | None, channels: int | None) -> np.ndarray:
-    """uint8 ``[N, H, W]`` (one channel) or ``[N, H, W, 3]``: every image of ``listing``.
-    ``channels=None`` gives one channel when every image is grayscale, else three. Without
-    ``image_size`` all images must have one size (``DataError`` naming two that differ)."""
+def _mixed_depths(listing: FolderListing, deep: str, shallow: str) -> DataError:
+    where = {name: depth_name(image_mode(listing.root / name)) for name in (deep, shallow)}
+    return DataError(
+        f"{listing.root / deep} is {where[deep]} but {listing.root / shallow} is {where[shallow]}; "
+        "convert the images to one bit depth"
+    )
+
+
+def _unit_range(images: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
+    """float32 ``(images - lo) / (hi - lo)`` in [0, 1] and ``(lo, hi)``, the range of
+    ``images`` (a constant folder maps to 0)."""
+    low, high = float(images.min()), float(images.max())
+    span = high - low if high > low else 1.0
+    images -= np.float32(low)
+    images /= np.float32(span)
+    return images, (low, high)
+
+
+def decode_folder(
+    listing: FolderListing, image_size: int | None, channels: int | None, *, progress: bool = True
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """``(images, value_range)``: every image of ``listing`` as ``[N, H, W]`` (one channel) or
+    ``[N, H, W, 3]``, uint8 for 8-bit images (``value_range`` ``(0, 255)``), else float32 in
+    [0, 1] from the decoded range (see the module docstring). ``channels=None`` gives one
+    channel when every image is grayscale, else three. Without ``image_size`` all images must
+    have one size (``DataError`` naming two that differ); so must their bit depth."""
     pillow("reading an image folder")
     mode = {None: None, 1: "L", 3: "RGB"}[channels]
     decoded: list[np.ndarray] = []
-    for name in tqdm(listing.files, desc=f"decoding {listing.root}", unit="img", leave=False):
-        image = decode_image(listing.root / name, image_size, mode)
+    files = tqdm(
+        listing.files, desc=f"decoding {listing.root}", unit="img", leave=False, disable=not progress
+    )
+    for name in files:
+        image = decode_image(listing.root / name, image_size, mode, full_depth=True)
         if decoded and image.shape[:2] != decoded[0].shape[:2]:
             raise DataError(
                 f"{listing.root / name} is {image.shape[1]}x{image.shape[0]} px but "
                 f"{listing.root / listing.files[0]} is {decoded[0].shape[1]}x{decoded[0].shape[0]}; "
                 "pass the task option image_size=N to resize all to N x N"
             )
+        if decoded and (image.dtype == np.uint8) != (decoded[0].dtype == np.uint8):
+            first = listing.files[0]
+            raise _mixed_depths(listing, *((first, name) if image.dtype == np.uint8 else (name, first)))
         decoded.append(image)
     if any(image.ndim == 3 for image in decoded):
         decoded = [np.repeat(i[..., None], 3, axis=2) if i.ndim == 2 else i for i in decoded]
-    return np.stack(decoded)
+    images = np.stack(decoded)
+    if images.dtype == np.uint8:
+        return images, BYTE_RANGE
+    return _unit_range(images.astype(np.float32, copy=False))
 
 
 def load_folder(
-    root: str | os.PathLike[str], image_size: int | None = None, channels: int | None = None
-) -> tuple[FolderListing, np.ndarray, Path]:
-    """``(listing, images, cache file)``: the images decoded once and then read from the cache
-    (verified by its sha256; concurrent loaders decode once, under a file lock)."""
+    root: str | os.PathLike[str],
+    image_size: int | None = None,
+    channels: int | None = None,
+    *,
+    progress: bool = True,
+) -> tuple[FolderListing, np.ndarray, Path, tuple[float, float]]:
+    """``(listing, images, cache file, value_range)`` (see ``decode_folder``): the images
+    decoded once and then read from the cache (verified by its sha256; concurrent loaders
+    decode once, under a file lock). ``progress=False`` hides the decoding progress bar."""
     _check_options(image_size, channels)
     listing = list_folder(root)
     path = folder_cache_path(listing, image_size, channels)
     if cache_problem(path) is not None:
         with exclusive_lock(path):
             if cache_problem(path) is not None:
-                images = decode_folder(listing, image_size, channels)
-                write_npz(path, {"images": images, "labels": listing.labels})
+                images, value_range = decode_folder(listing, image_size, channels, progress=progress)
+                write_npz(
+                    path,
+                    {"images": images, "labels": listing.labels, "value_range": np.asarray(value_range)},
+                )
     arrays = read_npz(path)
-    if set(arrays) != {"images", "labels"} or not np.array_equal(arrays["labels"], listing.labels):
+    expected = {"images", "labels", "value_range"}
+    if set(arrays) != expected or not np.array_equal(arrays["labels"], listing.labels):
         raise DataError(f"{path}: cache does not match {listing.root}; delete it to decode the images again")
-    return listing, arrays["images"], path
+    low, high = (float(v) for v in arrays["value_range"])
+    return listing, arrays["images"], path, (low, high)

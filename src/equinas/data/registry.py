@@ -187,7 +187,7 @@ def _folder(
     std: float | list[float] | None = None,
 ) -> _Sources:
     normalisation(f"folder:{path}", mean, std)  # checked before anything is decoded
-    listing, images, cache = load_folder(path, image_size, channels)
+    listing, images, cache, value_range = load_folder(path, image_size, channels)
     classes = list(listing.classes)
     indices = carve_splits(
         listing.labels,
@@ -205,6 +205,7 @@ def _folder(
         "image_size": image_size,
         "channels": 1 if images.ndim == 3 else images.shape[-1],
         "split_seed": split_seed,
+        "value_range": list(value_range),
         "cache": str(cache),
     }
     sources = {split: pool.take(i) for split, i in indices.items()}
