@@ -40,6 +40,7 @@ from equinas.data.images import (
     pillow,
 )
 from equinas.data.paths import cache_dir
+from equinas.memory import gib, memory_limit
 from equinas.data.splits import SPLIT_NAMES
 
 VERSION = 2  # 2: images deeper than 8 bits kept as float32, with their value range
@@ -177,6 +178,19 @@ def _unit_range(images: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
     return images, (low, high)
 
 
+def _check_fits(listing: FolderListing, first: np.ndarray) -> None:
+    """``DataError`` when the images of ``listing``, decoded like ``first``, would not fit in
+    the memory this process may use (held twice while they are stacked)."""
+    needed = 2 * len(listing.files) * first.nbytes * (3 if first.ndim == 2 else 1)
+    limit = memory_limit()
+    if limit is not None and needed > limit:
+        raise DataError(
+            f"{listing.root}: {len(listing.files):,} images of {'x'.join(map(str, first.shape))} "
+            f"{first.dtype} need about {gib(needed)} to decode, more than the {gib(limit)} of memory "
+            "this process may use now; pass the task option image_size=N to decode them smaller"
+        )
+
+
 def decode_folder(
     listing: FolderListing, image_size: int | None, channels: int | None, *, progress: bool = True
 ) -> tuple[np.ndarray, tuple[float, float]]:
@@ -193,6 +207,8 @@ def decode_folder(
     )
     for name in files:
         image = decode_image(listing.root / name, image_size, mode, full_depth=True)
+        if not decoded:
+            _check_fits(listing, image)
         if decoded and image.shape[:2] != decoded[0].shape[:2]:
             raise DataError(
                 f"{listing.root / name} is {image.shape[1]}x{image.shape[0]} px but "

@@ -6,9 +6,11 @@ channels for the first layer, which lifts to the group) and, on an ``h x w`` inp
 ``c |G| h w`` values per image. Training holds about ``TRAINING_COPIES`` float32 copies of
 every filter (the weights, the expanded filter, their gradients and two optimizer moments)
 and ``ACTIVATION_COPIES`` of every layer's output per image of a batch (conv, norm and ReLU
-outputs, kept for the backward pass). A spec that needs more than the memory of this process
-(``equinas.memory.memory_limit``) could never train and is refused; so is one deeper than
-``MAX_LAYERS`` (building alone takes about 15 s per 1000 layers).
+outputs, kept for the backward pass), and every layer, however narrow, at least ``LAYER_BYTES``
+(its modules, tables and autograd records). A spec that needs more than the memory this process
+may still use (``equinas.memory.memory_limit``: available memory, cgroup and rlimits) could
+never train and is refused before anything is built; so the deepest spec accepted is
+``memory_limit() // LAYER_BYTES`` layers.
 """
 
 from __future__ import annotations
@@ -18,16 +20,26 @@ from typing import Any
 from equinas.memory import gib, memory_limit
 from equinas.models.errors import SpecError
 
-MAX_LAYERS = 1000
+LAYER_BYTES = 4 * 2**20  # a one-field C4 layer measured below 1 MiB built, run and backpropagated
 TRAINING_COPIES = 6
 ACTIVATION_COPIES = 3
 FLOAT_BYTES = 4
 
 
+def max_layers() -> int | None:
+    """The most layers the memory this process may use holds (None where it cannot be told)."""
+    limit = memory_limit()
+    return None if limit is None else limit // LAYER_BYTES
+
+
 def check_depth(layers: int) -> None:
-    """``SpecError`` for more than ``MAX_LAYERS`` layers."""
-    if layers > MAX_LAYERS:
-        raise SpecError(f"layers: {layers:,} layers; at most {MAX_LAYERS:,} are supported")
+    """``SpecError`` for more layers than ``max_layers()``."""
+    most = max_layers()
+    if most is not None and layers > most:
+        raise SpecError(
+            f"layers: {layers:,} layers; at most {most:,} fit in the memory this process may use "
+            f"(at least {LAYER_BYTES // 2**20} MiB each)"
+        )
 
 
 def filter_entries(spec: Any, group_order: int) -> int:
@@ -62,7 +74,9 @@ def check_network_size(
     limit = memory_limit()
     if limit is None:
         return
-    needed = TRAINING_COPIES * FLOAT_BYTES * filter_entries(spec, group_order)
+    needed = TRAINING_COPIES * FLOAT_BYTES * filter_entries(spec, group_order) + LAYER_BYTES * len(
+        spec.layers
+    )
     what = "its filters"
     if image_size is not None:
         activations = activation_entries(spec, group_order, *image_size)
@@ -73,5 +87,5 @@ def check_network_size(
     if needed > limit:
         raise SpecError(
             f"layers: the network would need about {gib(needed)} to train ({what}), more than the "
-            f"{gib(limit)} of memory here; use fewer or narrower layers"
+            f"{gib(limit)} of memory this process may use now; use fewer or narrower layers"
         )
