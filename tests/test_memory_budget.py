@@ -45,11 +45,13 @@ def _zeros_npz(path: Path, nbytes: int) -> None:
     header = np.lib.format.header_data_from_array_1_0(np.zeros(0, np.uint8))
     header["shape"] = (nbytes,)
     chunk = bytes(2**24)
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        with archive.open("images.npy", "w", force_zip64=True) as entry:
-            np.lib.format.write_array_header_1_0(entry, header)
-            for start in range(0, nbytes, len(chunk)):
-                entry.write(chunk[: min(len(chunk), nbytes - start)])
+    with (
+        zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive,
+        archive.open("images.npy", "w", force_zip64=True) as entry,
+    ):
+        np.lib.format.write_array_header_1_0(entry, header)
+        for start in range(0, nbytes, len(chunk)):
+            entry.write(chunk[: min(len(chunk), nbytes - start)])
 
 
 def test_the_budget_reads_meminfo_cgroups_and_rlimits(tmp_path) -> None:

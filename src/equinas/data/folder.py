@@ -40,8 +40,8 @@ from equinas.data.images import (
     pillow,
 )
 from equinas.data.paths import cache_dir
-from equinas.memory import gib, memory_limit
 from equinas.data.splits import SPLIT_NAMES
+from equinas.memory import gib, memory_limit
 
 VERSION = 2  # 2: images deeper than 8 bits kept as float32, with their value range
 ALL = "all"

@@ -92,4 +92,7 @@ def check_npz(path: str | os.PathLike[str]) -> None:
         raise DataError(f"{path}: damaged .npz archive ({' '.join(str(err).split())})") from None
     limit = memory_limit()
     if limit is not None and needed > limit:
-        raise DataError(f"{path}: its arrays need {gib(needed)}, more than the {gib(limit)} of memory this process may use now")
+        raise DataError(
+            f"{path}: its arrays need {gib(needed)}, more than the {gib(limit)} of memory "
+            "this process may use now"
+        )
