@@ -13,7 +13,7 @@ import pytest
 
 from conftest import synthetic_task
 from equinas.execution import LocalExecutor
-from equinas.locking import LockHeld, locked_file
+from equinas.locking import LockHeld, NotALockFile, locked_file
 from equinas.models import backbone, build_model
 from equinas.run_lock import LOCK_NAME, RunDirectoryBusy, hold_run_directory
 from equinas.search import BackboneSettings, SearchContext, make_method, run_search
@@ -147,3 +147,51 @@ def test_a_search_refuses_a_training_run_or_a_foreign_folder(tmp_path) -> None:
     (tmp_path / "started" / "states").mkdir(parents=True)
     (tmp_path / "started" / LOCK_NAME).write_text("12345\n")
     run_search(make_method("fixed", groups=("C1",)), _search_context(tmp_path / "started"), resume=True)
+
+
+def _enter(lock) -> None:
+    with lock:
+        pass
+
+
+def test_a_symlinked_lock_leaves_its_target_untouched(tmp_path) -> None:
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / LOCK_NAME).symlink_to(target)
+    with pytest.raises(NotALockFile, match=r"run/\.lock: a symbolic link, not a lock file; remove it"):
+        _enter(hold_run_directory(run))
+    assert target.read_text() == "keep me\n"
+    dangling = tmp_path / "elsewhere" / "created"
+    dangling.parent.mkdir()
+    (run / LOCK_NAME).unlink()
+    (run / LOCK_NAME).symlink_to(dangling)
+    with pytest.raises(NotALockFile, match="a symbolic link"):
+        _enter(locked_file(run / LOCK_NAME))
+    assert not dangling.exists()
+
+
+def test_a_fifo_or_folder_lock_is_one_line(tmp_path) -> None:
+    os.mkfifo(tmp_path / "fifo.lock")
+    with pytest.raises(NotALockFile, match=r"fifo\.lock: not a regular file \(a pipe\), not a lock file"):
+        _enter(locked_file(tmp_path / "fifo.lock"))
+    (tmp_path / "dir.lock").mkdir()
+    with pytest.raises(NotALockFile, match=r"dir\.lock: not a regular file \(a folder\)"):
+        _enter(locked_file(tmp_path / "dir.lock"))
+
+
+def test_the_cli_names_a_symlinked_lock_in_one_line(tmp_path, capsys) -> None:
+    from equinas.cli import main
+
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / LOCK_NAME).symlink_to(target)
+    code = main(
+        ["search", "fixed", "--task", "npz:missing.npz", "--run-dir", str(run), "--resume", "--quiet"]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "a symbolic link, not a lock file" in err[-1]
+    assert target.read_text() == "keep me\n"
