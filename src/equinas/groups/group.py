@@ -240,12 +240,17 @@ class PlanarGroup:
 
     def decompose(self, g: Element, subgroup: PlanarGroup) -> tuple[Element, Element]:
         """Write ``g = h . t`` with ``h`` in ``subgroup`` and ``t`` a coset representative."""
-        h_set = set(self._lift(subgroup))
+        return self.decompositions(subgroup)[g]
+
+    def decompositions(self, subgroup: PlanarGroup) -> dict[Element, tuple[Element, Element]]:
+        """``{g: (h, t)}`` with ``g = h . t`` for every element ``g`` (``t`` as in
+        ``coset_representatives``): one pass over the cosets, ``|G|`` compositions."""
+        h_elems = self._lift(subgroup)
+        out: dict[Element, tuple[Element, Element]] = {}
         for t in self.coset_representatives(subgroup):
-            h = self.compose(g, self.inverse(t))
-            if h in h_set:
-                return h, t
-        raise AssertionError("cosets do not cover the group")  # unreachable for subgroups
+            for h in h_elems:
+                out[self.compose(h, t)] = (h, t)
+        return out
 
     def _lift(self, subgroup: PlanarGroup) -> tuple[Element, ...]:
         """Elements of ``subgroup`` written at this group's resolution."""

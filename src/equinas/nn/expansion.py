@@ -66,7 +66,8 @@ class FilterExpansion(nn.Module):
         reps = ambient.coset_representatives(group)
         rep_pos = {t: i for i, t in enumerate(reps)}
         self.index = len(reps)
-        decomposed = [ambient.decompose(g, group) for g in ambient.elements]
+        decompositions = ambient.decompositions(group)
+        decomposed = [decompositions[g] for g in ambient.elements]
         out_h = [group.index(h) for h, _ in decomposed]
         out_t = [rep_pos[t] for _, t in decomposed]
         if lifting:
