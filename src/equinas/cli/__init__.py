@@ -56,8 +56,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(only=command_word(argv) or "")
-    args = parse_with_config(parser, argv)
+    args = None
     try:
+        args = parse_with_config(parser, argv)  # reads --config: its errors are one line too
         with run_directory_lock(args):
             return args.func(args)
     except KeyboardInterrupt:

@@ -10,6 +10,7 @@ import argparse
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 NOT_OPTIONS = ("command", "method", "func", "config", "option_names")
 
@@ -31,15 +32,25 @@ def _given(argv: Sequence[str]) -> set[str]:
     return names | {n.removeprefix("no_") for n in names}
 
 
+def read_config(path: str) -> dict[str, Any]:
+    """The table of TOML file ``path``; ``ValueError`` in one line naming it when it cannot be
+    read, is not UTF-8 or not TOML, or nests too deeply to parse."""
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ValueError(f"config {path}: not UTF-8 text (byte {err.start}); save it as UTF-8") from None
+    except RecursionError:
+        raise ValueError(f"config {path}: nested too deeply to read") from None
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise ValueError(f"cannot read config {path}: {err}") from None
+
+
 def parse_with_config(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
     """Parse ``argv``; values from ``--config`` fill the options not given on the command line."""
     args = parser.parse_args(argv)
     if not args.config:
         return args
-    try:
-        values = tomllib.loads(Path(args.config).read_text())
-    except (OSError, tomllib.TOMLDecodeError) as err:
-        parser.error(f"cannot read config {args.config}: {err}")
+    values = read_config(args.config)
     known = vars(args)
     given = _given(argv)
     for key, value in values.items():

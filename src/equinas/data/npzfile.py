@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import stat
+import tokenize
 import zipfile
 from pathlib import Path
 from typing import IO
@@ -88,7 +89,15 @@ def check_npz(path: str | os.PathLike[str]) -> None:
             needed = sum(_check_entry(path, archive, entry, status.st_size) for entry in archive.infolist())
     except DataError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError) as err:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        ValueError,
+        OSError,
+        EOFError,
+        SyntaxError,
+        tokenize.TokenError,
+    ) as err:
         raise DataError(f"{path}: damaged .npz archive ({' '.join(str(err).split())})") from None
     limit = memory_limit()
     if limit is not None and needed > limit:

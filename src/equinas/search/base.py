@@ -9,6 +9,7 @@ killed run already finished.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -252,4 +253,10 @@ def run_search(method: SearchMethod[Any], ctx: SearchContext, resume: bool = Fal
             "executor": run_ctx.executor.name,
         }
         run_ctx.run.create(meta, resume, settings_of=lambda old: recorded_settings(method, ctx, old))
-        return finish(run_ctx, resolved.run(run_ctx))
+        try:
+            result = resolved.run(run_ctx)
+        except BaseException as err:  # not left "running": Ctrl-C or an error ended this session
+            with contextlib.suppress(OSError, ValueError):  # e.g. a full disk: the first error is raised
+                run_ctx.run.mark("interrupted" if isinstance(err, KeyboardInterrupt) else "failed")
+            raise
+        return finish(run_ctx, result)

@@ -50,6 +50,9 @@ def _augment(value: Any) -> str | None:
     return None if value == "none" else value
 
 
+MAX_EPOCHS = 1e6  # beyond any real budget; bounds step counts far below float and int overflow
+
+
 def step_at(epochs: float, steps_per_epoch: int) -> int:
     """The training step at which ``epochs`` epochs end: where a span stopping there stops and a
     span starting there starts, so consecutive spans share no step and skip none."""
@@ -95,6 +98,7 @@ class TrainConfig(Settings):
     epochs: float = setting(
         2.0,
         above=0,
+        at_most=MAX_EPOCHS,
         help="epochs per network (fractions allowed; the budget unit); for equinas_e the budget of a "
         "whole lineage",
     )
