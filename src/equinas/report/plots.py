@@ -30,7 +30,7 @@ def accuracy_vs_parameters(records: Sequence[CandidateRecord], path: Path, title
     """Validation accuracy against parameter count; the Pareto front is drawn as a step line."""
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     records = [r for r in records if r.scored]
-    front = pareto_fronts(records)[0]
+    front = pareto_fronts(records)[0] if records else []
     front_ids = {r.candidate_id for r in front}
     others = [r for r in records if r.candidate_id not in front_ids]
     ax.scatter(
@@ -58,7 +58,7 @@ def accuracy_vs_parameters(records: Sequence[CandidateRecord], path: Path, title
             textcoords="offset points",
         )
     params = [r.params for r in records]
-    wide = max(params) > 10 * min(params)
+    wide = bool(params) and max(params) > 10 * min(params)
     if wide:  # several decades: log scale, labels on the decades only
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())

@@ -59,6 +59,11 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     for key, section in LINES.items():
         if key in extras:
             lines += section(extras[key])
+    if not any(r.scored for r in records):
+        lines.append(
+            f"- no candidate with a validation accuracy in {run.jsonl.name} "
+            f"({len(records)} records; torn, diverged or missing): the plots are empty"
+        )
     lines += [
         "",
         "## Candidates (`*` = Pareto-optimal in validation accuracy vs parameters)",

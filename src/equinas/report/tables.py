@@ -69,7 +69,13 @@ def run_summary(run: RunDirectory) -> dict[str, Any]:
     """Method, task, seed, best candidate and extras of a finished run."""
     meta = run.read_json("search.json")
     result = run.read_json("result.json")
-    best = CandidateRecord.from_dict(result["best"])
+    damaged = f"{run.path / 'result.json'} is damaged"
+    if not isinstance(result, dict):
+        raise ValueError(f"{damaged}: not a JSON object; resume the run to write it again")
+    try:
+        best = CandidateRecord.from_dict(result["best"])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise ValueError(f"{damaged}: no best candidate; resume the run to write it again") from None
     return {
         "run": str(run.path),
         "method": meta["method"],

@@ -222,8 +222,11 @@ class RunDirectory:
             os.fsync(handle.fileno())
 
     def append(self, record: CandidateRecord) -> None:
-        """Append ``record`` as one fsynced line (after repairing a torn tail)."""
+        """Append ``record`` as one fsynced line (after repairing a torn tail), unless a record
+        of its id is there already (a resume that redid it)."""
         self.repair_tail()
+        if any(old.candidate_id == record.candidate_id for _, old in self._read_lines()[0]):
+            return
         append_text(self.jsonl, json.dumps(record.to_dict(), allow_nan=False) + "\n", sync=True)
         self._save_session_time()
 
@@ -244,8 +247,9 @@ class RunDirectory:
         return good, bad
 
     def records(self) -> list[CandidateRecord]:
-        """Every valid record; a torn last line (a killed run) is ignored, and every other bad
-        line is skipped with a ``RecordWarning`` (``repair``, run by a resume, moves it aside)."""
+        """Every valid record, the first of each id; a torn last line (a killed run) is ignored,
+        and every other bad line is skipped with a ``RecordWarning`` (``repair``, run by a
+        resume, moves it aside)."""
         good, bad = self._read_lines()
         for number, _, why in bad:
             warnings.warn(
@@ -253,7 +257,10 @@ class RunDirectory:
                 RecordWarning,
                 stacklevel=2,
             )
-        return [record for _, record in good]
+        first: dict[str, CandidateRecord] = {}
+        for _, record in good:
+            first.setdefault(record.candidate_id, record)
+        return list(first.values())
 
     def repair(self) -> None:
         """Cut a torn last line off (``repair_tail``) and move every line that is not a valid
