@@ -85,7 +85,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         run_dir=args.run_dir,
         resume=args.resume,
         progress=not args.quiet,
-        metadata={"spec": spec.to_dict(), "task": data_choice.task},
+        metadata={"spec": spec.to_dict(), "task": data_choice.task, "image_size": list(data.image_size)},
         callbacks=[logger] if logger else (),
     )
     if logger is not None:
@@ -103,7 +103,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from equinas.metrics import equivariance_summary
     from equinas.models import build_model
     from equinas.train import evaluate, load_checkpoint
-    from equinas.train.checkpoint import checkpoint_spec
+    from equinas.train.checkpoint import check_task_fits, checkpoint_spec
 
     problem = output_file_problem(args.output) if args.output else None
     if problem:
@@ -112,6 +112,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model = build_model(checkpoint_spec(checkpoint, args.checkpoint))
     model.load_state_dict(checkpoint["model"])
     data = common.data_settings(args).load()
+    check_task_fits(checkpoint, args.checkpoint, data)
     report: dict[str, Any] = {"checkpoint": str(args.checkpoint), "task": args.task}
     for split in ("val", "test"):
         report[split] = evaluate(model, getattr(data, split), args.batch_size)

@@ -16,6 +16,7 @@ and optionally ``data_fingerprint`` (``TaskData.fingerprint()`` of the data it w
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,10 +86,19 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     not a checkpoint, or of an unknown format version.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder; pass the checkpoint file (e.g. {path / 'checkpoint.pt'})")
     if not path.is_file():
         raise CheckpointError(f"checkpoint file {path} does not exist")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "weights only" not in str(error).lower():
+            raise CheckpointError(f"checkpoint file {path} is corrupt or truncated ({error})") from None
+        raise CheckpointError(
+            f"checkpoint file {path} holds Python objects other than tensors and plain values (a "
+            "pickle, which could run code when loaded); it is never loaded"
+        ) from None
     except Exception as error:
         raise CheckpointError(
             f"checkpoint file {path} is corrupt or truncated and cannot be loaded "
@@ -125,6 +135,25 @@ def checkpoint_spec(checkpoint: dict[str, Any], path: str | os.PathLike) -> dict
             f"checkpoint file {path}: metadata.spec is a {type(spec).__name__}, expected an object"
         )
     return spec
+
+
+def check_task_fits(checkpoint: dict[str, Any], path: str | os.PathLike, data: Any) -> None:
+    """``CheckpointError`` naming ``path`` when task ``data`` (a ``TaskData``) has another
+    class count or image channels than the checkpoint's network, or other image sizes than it
+    was trained on (``metadata["image_size"]``, where ``equinas train`` recorded it)."""
+    spec = checkpoint_spec(checkpoint, path)
+    meta = checkpoint.get("metadata") or {}
+    trained = meta.get("image_size")
+    pairs = [
+        ("classes", spec.get("num_classes"), data.num_classes),
+        ("image channels", spec.get("in_channels"), data.in_channels),
+        ("image size", "x".join(map(str, trained)) if trained else None, "x".join(map(str, data.image_size))),
+    ]
+    for what, saved, now in pairs:
+        if saved is not None and saved != now:
+            raise CheckpointError(
+                f"checkpoint file {path} was trained for {what} {saved}, but this task has {what} {now}"
+            )
 
 
 def check_resumable(
