@@ -3,6 +3,7 @@ and names a folder or a pickled checkpoint for what it is."""
 
 from __future__ import annotations
 
+import json
 import pickle
 
 import numpy as np
@@ -77,3 +78,16 @@ def test_a_folder_or_a_pickle_is_named_for_what_it_is(trained, tmp_path, capsys)
     torch.save({"x": Payload()}, evil, pickle_module=pickle)
     line = _one_line(["evaluate", str(evil), "--task", "npz:x.npz"], capsys)
     assert "a pickle, which could run code" in line and "weights_only" not in line
+
+
+def test_stdout_json_has_no_bare_nan(trained, monkeypatch, capsys) -> None:
+    root, checkpoint = trained
+    monkeypatch.setenv("EQUINAS_CACHE", str(root / "cache"))
+    monkeypatch.setattr("equinas.train.evaluate", lambda *args: {"acc": float("nan"), "loss": float("inf")})
+    assert main(["evaluate", str(checkpoint), "--task", f"npz:{root / 'three.npz'}"]) == 0
+
+    def refuse(name):
+        raise AssertionError(f"bare {name} in stdout")
+
+    report = json.loads(capsys.readouterr().out, parse_constant=refuse)
+    assert report["val"] == {"acc": None, "loss": None}

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from equinas.cli.options import OptionNames, add_settings, not_offered, settings_from
 
@@ -56,6 +57,13 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --run-dir")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def json_text(value: Any) -> str:
+    """``value`` as strict, indented JSON: NaN and infinities become null, as in the run files."""
+    from equinas.train.runlog import jsonable
+
+    return json.dumps(jsonable(value), indent=2, allow_nan=False)
 
 
 def data_settings(args: argparse.Namespace) -> DataSettings:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +92,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     summary = {"task": data_choice.task, "spec": spec.groups_per_layer(), "params": model.num_parameters()}
     if args.run_dir:
         atomic_write_text(Path(args.run_dir, "spec.json"), spec.to_json() + "\n")
-    print(json.dumps({**summary, **result.metrics}, indent=2))
+    print(common.json_text({**summary, **result.metrics}))
     return 0
 
 
@@ -118,7 +117,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         report[split] = evaluate(model, getattr(data, split), args.batch_size)
     if hasattr(model, "ambient"):
         report["equivariance"] = equivariance_summary(model, data.test.batch(slice(args.equivariance_batch)))
-    text = json.dumps(report, indent=2)
+    text = common.json_text(report)
     if args.output:
         atomic_write_text(args.output, text + "\n")
     print(text)
