@@ -80,3 +80,31 @@ def test_unreadable_configs_are_one_line(tmp_path, capsys, content, message) -> 
     config.write_bytes(content)
     line = _one_line_exit_2(["--config", str(config), "data", "list"], capsys)
     assert pytest.importorskip("re").search(message, line), line
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('resume = "no"\n', r"config .*c\.toml: resume: expected true or false, got \'no\'"),
+        ("task-option = 5\n", r"config .*c\.toml: task-option: expected a table"),
+        ('task-option = ["image_size"]\n', r"config .*c\.toml: task-option: expected KEY=VALUE"),
+        ('epochs = "many"\n', r"config .*c\.toml: epochs: expected a number, got 'many'"),
+        ("run-dir = 3\n", r"config .*c\.toml: run-dir: expected text, got 3"),
+    ],
+)
+def test_toml_values_are_parsed_like_flags(tmp_path, capsys, content, message) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(content)
+    line = _one_line_exit_2(["--config", str(config), "train", "--task", "npz:none.npz"], capsys)
+    assert pytest.importorskip("re").search(message, line), line
+
+
+def test_toml_switches_and_tables_work(tmp_path) -> None:
+    from equinas.cli import build_parser
+    from equinas.cli.config import parse_with_config
+
+    config = tmp_path / "c.toml"
+    config.write_text('quiet = true\nresume = false\ntask-option = {image_size = 8}\nwidths = "2,4"\n')
+    args = parse_with_config(build_parser("train"), ["--config", str(config), "train", "--task", "x"])
+    assert args.quiet is True and args.resume is False
+    assert dict(args.task_option) == {"image_size": 8} and args.widths == (2, 4)

@@ -1,7 +1,10 @@
 """``--config file.toml``: option values from a TOML file; options on the command line win.
 
 Keys are the option names with dashes or underscores (``lr = 3e-3``, ``train-size = 2000``);
-a key that names no option of the command is an error.
+a key that names no option of the command is an error. Values go through the options' own
+parsing: switches (``resume``, ``quiet``) take ``true``/``false`` only, text is parsed as on the
+command line (``widths = "8,16"``), ``task-option`` takes a table or ``"KEY=VALUE"`` strings,
+and choices are checked; every error is one line naming the file and the key.
 """
 
 from __future__ import annotations
@@ -45,6 +48,50 @@ def read_config(path: str) -> dict[str, Any]:
         raise ValueError(f"cannot read config {path}: {err}") from None
 
 
+def _actions(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, argparse.Action]:
+    """The actions of the (sub)command ``args`` chose, by destination."""
+    found: dict[str, argparse.Action] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = getattr(args, action.dest, None)
+            if chosen in action.choices:
+                found.update(_actions(action.choices[chosen], args))
+        else:
+            found.setdefault(action.dest, action)
+    return found
+
+
+def _parsed(action: argparse.Action, text: str, where: str) -> Any:
+    try:
+        return action.type(text)  # type: ignore[misc]
+    except (argparse.ArgumentTypeError, ValueError, TypeError) as err:
+        raise ValueError(f"{where}: {err}") from None
+
+
+def _typed(action: argparse.Action, value: Any, where: str) -> Any:
+    """The TOML ``value`` of ``action``'s option, as its flag would give it."""
+    if action.nargs == 0:  # a switch: --resume, --quiet, --x/--no-x
+        if not isinstance(value, bool):
+            raise ValueError(f"{where}: expected true or false, got {value!r}")
+        return value if action.const is not False else not value
+    if isinstance(action, argparse._AppendAction) and action.type is not None:  # KEY=VALUE
+        if isinstance(value, dict):
+            return list(value.items())
+        items = value if isinstance(value, list) else [value]
+        if not all(isinstance(item, str) for item in items):
+            raise ValueError(f'{where}: expected a table (key = value) or "KEY=VALUE" texts, got {value!r}')
+        return [_parsed(action, item, where) for item in items]
+    if isinstance(value, str) and action.type is not None:
+        value = _parsed(action, value, where)
+    elif action.type is None and not isinstance(value, str):
+        listed = action.nargs in ("+", "*") and isinstance(value, list)
+        if not (listed and all(isinstance(item, str) for item in value)):
+            raise ValueError(f"{where}: expected text, got {value!r}")
+    if action.choices is not None and value not in action.choices:
+        raise ValueError(f"{where}: expected one of {', '.join(map(str, action.choices))}, got {value!r}")
+    return value
+
+
 def parse_with_config(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
     """Parse ``argv``; values from ``--config`` fill the options not given on the command line."""
     args = parser.parse_args(argv)
@@ -53,12 +100,14 @@ def parse_with_config(parser: argparse.ArgumentParser, argv: Sequence[str]) -> a
     values = read_config(args.config)
     known = vars(args)
     given = _given(argv)
+    actions = _actions(parser, args)
     for key, value in values.items():
         dest = key.replace("-", "_")
         if dest not in known or dest in NOT_OPTIONS:
             parser.error(f"config {args.config}: unknown option {key!r} for `{args.command}`")
         if dest in given:
             continue
+        value = _typed(actions[dest], value, f"config {args.config}: {key}") if dest in actions else value
         current = known[dest]
         known[dest] = tuple(value) if isinstance(current, tuple) and isinstance(value, list) else value
     return argparse.Namespace(**known)
