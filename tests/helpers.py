@@ -90,3 +90,10 @@ def add_shared_named(job: NamedJob, shared: torch.Tensor) -> tuple[int, float, i
 def auto_threads_of_worker(job: int, shared: object) -> tuple[int, int]:
     """A job for executor tests: ``(torch threads, what --threads auto resolves to)`` in its worker."""
     return torch.get_num_threads(), resolve_threads("auto")
+
+
+def sigint_ignored(job: int, shared: object) -> tuple[int, bool]:
+    """A job for executor tests: ``(job, whether this worker ignores SIGINT)``."""
+    import signal
+
+    return job, signal.getsignal(signal.SIGINT) == signal.SIG_IGN

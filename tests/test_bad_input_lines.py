@@ -108,3 +108,44 @@ def test_toml_switches_and_tables_work(tmp_path) -> None:
     args = parse_with_config(build_parser("train"), ["--config", str(config), "train", "--task", "x"])
     assert args.quiet is True and args.resume is False
     assert dict(args.task_option) == {"image_size": 8} and args.widths == (2, 4)
+
+
+def test_pool_workers_leave_ctrl_c_to_the_parent() -> None:
+    from equinas.execution import ProcessExecutor
+    from helpers import sigint_ignored
+
+    executor = ProcessExecutor(workers=1)
+    try:
+        assert dict(executor.map(sigint_ignored, [0], None)) == {0: (0, True)}
+    finally:
+        executor.close()
+
+
+def test_ctrl_c_while_importing_is_one_line(monkeypatch, capsys) -> None:
+    import builtins
+
+    from equinas.cli import __main__ as entry
+
+    real_import = builtins.__import__
+
+    def interrupted(name, *args, **kwargs):
+        if name == "equinas.cli":
+            raise KeyboardInterrupt
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted)
+    assert entry.run() == 130
+    assert capsys.readouterr().err == "interrupted\n"
+
+
+def test_ctrl_c_marks_the_search_interrupted(tmp_path, monkeypatch) -> None:
+    ctx = synthetic_search_context(tmp_path / "run", LocalExecutor())
+    method = make_method("fixed", groups=("C1",))
+
+    def ctrl_c(self, ctx):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(type(method), "run", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(method, ctx)
+    assert json.loads((tmp_path / "run" / "search.json").read_text())["status"] == "interrupted"

@@ -19,6 +19,7 @@ thread submits jobs, so a finished thread of the demo would kill a live pool's w
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 import warnings
@@ -60,6 +61,7 @@ def end_with_parent(parent: int) -> None:
 def _start_worker(shared: Any, threads: int, started: Any, parent: int) -> None:
     global _shared, _started
     end_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to report, in one line
     _shared, _started = shared, started
     share_cores(threads)
     torch.set_num_threads(threads)
