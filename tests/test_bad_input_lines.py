@@ -149,3 +149,20 @@ def test_ctrl_c_marks_the_search_interrupted(tmp_path, monkeypatch) -> None:
     with pytest.raises(KeyboardInterrupt):
         run_search(method, ctx)
     assert json.loads((tmp_path / "run" / "search.json").read_text())["status"] == "interrupted"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"version": 1, "x": ' + "9" * 5000 + "}", r"spec\.json: not a spec: Exceeds the limit"),
+        ("[" * 100_000 + "]" * 100_000, r"spec\.json: not a spec: JSON nested too deeply"),
+    ],
+)
+def test_spec_files_with_huge_numbers_or_deep_nesting_name_the_file(tmp_path, text, message) -> None:
+    from equinas.models import ArchSpec, SpecError
+
+    path = tmp_path / "spec.json"
+    path.write_text(text)
+    with pytest.raises(SpecError, match=message) as caught:
+        ArchSpec.load(path)
+    assert "\n" not in str(caught.value)

@@ -3,6 +3,8 @@ values, and 16-bit, 32-bit and float images are normalised from their decoded ra
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -128,4 +130,18 @@ def test_mixed_bit_depths_are_one_line_naming_both_files(tmp_path) -> None:
     Image.fromarray(_gradient(np.uint16, 80)).save(root / "a" / "0.png")
     Image.fromarray(np.zeros((SIDE, SIDE), np.uint8)).save(root / "b" / "0.png")
     with pytest.raises(DataError, match=r"a/0.png.*16-bit.*b/0.png.*8-bit"):
+        load_folder(root)
+
+
+def test_a_dangling_symlink_or_a_non_utf8_name_is_named(tmp_path) -> None:
+    root = tmp_path / "d"
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True)
+        Image.fromarray(np.zeros((4, 4), np.uint8)).save(root / name / "0.png")
+    (root / "a" / "1.png").symlink_to(tmp_path / "gone.png")
+    with pytest.raises(DataError, match=r"a/1\.png: a symbolic link to .*gone\.png, which does not exist"):
+        load_folder(root)
+    (root / "a" / "1.png").unlink()
+    os.rename(root / "b", os.fsdecode(bytes(root) + b"/b\xff"))
+    with pytest.raises(DataError, match=r"the name b'b\\xff' is not valid UTF-8; rename it"):
         load_folder(root)

@@ -69,8 +69,17 @@ class FolderListing:
 
 
 def _visible(folder: Path) -> list[os.DirEntry]:
+    """The entries of ``folder`` but hidden ones, by name; ``DataError`` for a name that is not
+    UTF-8 (it could be neither shown nor keyed in the cache)."""
     with os.scandir(folder) as entries:
-        return sorted((e for e in entries if not e.name.startswith(".")), key=lambda e: e.name)
+        found = sorted((e for e in entries if not e.name.startswith(".")), key=lambda e: e.name)
+    for entry in found:
+        try:
+            entry.name.encode("utf-8")
+        except UnicodeEncodeError:
+            raw = entry.name.encode("utf-8", "surrogateescape")
+            raise DataError(f"{folder}: the name {raw!r} is not valid UTF-8; rename it") from None
+    return found
 
 
 def _class_folders(folder: Path) -> list[os.DirEntry]:
@@ -90,6 +99,10 @@ def _class_images(folder: os.DirEntry) -> list[tuple[str, int, int]]:
             raise DataError(f"{entry.path}: a folder inside class folder {folder.name!r} (images only)")
         if not is_image_name(entry.name):
             raise DataError(f"{entry.path}: not an image file (expected {', '.join(EXTENSIONS)})")
+        if entry.is_symlink() and not os.path.exists(entry.path):
+            raise DataError(
+                f"{entry.path}: a symbolic link to {os.readlink(entry.path)}, which does not exist"
+            )
         if not entry.is_file():  # a pipe, socket or device would block or never end
             raise DataError(f"{entry.path}: {NOT_REGULAR}")
         stat = entry.stat()

@@ -290,13 +290,19 @@ class ArchSpec:
             data = json.loads(text)
         except json.JSONDecodeError as err:
             raise SpecError(f"not valid JSON: {err}") from None
+        except RecursionError:
+            raise SpecError("not a spec: JSON nested too deeply to read") from None
+        except ValueError as err:  # an integer of more than 4300 digits
+            raise SpecError(f"not a spec: {' '.join(str(err).split(';')[0].split())}") from None
         return cls.from_dict(data)
 
     @classmethod
     def load(cls, path: str | Path) -> ArchSpec:
         path = Path(path)
         try:
-            return cls.from_json(path.read_text())
+            return cls.from_json(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as err:
+            raise SpecError(f"{path}: not UTF-8 text (byte {err.start})") from None
         except SpecError as err:
             raise SpecError(f"{path}: {err}") from None
 
