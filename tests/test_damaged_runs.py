@@ -77,3 +77,13 @@ def test_a_record_is_never_appended_twice(run) -> None:
     before = _lines(run)
     directory.append(directory.records()[0])
     assert _lines(run) == before
+
+
+def test_a_refused_resume_names_the_setting_before_the_digests(run) -> None:
+    directory = RunDirectory(run)
+    meta = directory.read_json("search.json")
+    meta["data"]["train_size"] = 7
+    meta["data"]["fingerprint"] = {split: "0" * 64 for split in meta["data"]["fingerprint"]}
+    with pytest.raises(ValueError, match="differs from the original run in data.train_size") as caught:
+        directory.create(meta, resume=True)
+    assert str(caught.value).index("train_size") < str(caught.value).index("fingerprint")

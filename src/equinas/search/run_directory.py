@@ -130,6 +130,7 @@ class RunDirectory:
                 for d in _differences(_comparable(key, old.get(key)), _comparable(key, meta.get(key)), key)
             ]
             if changed:
+                changed.sort(key=lambda d: d.startswith("data.fingerprint."))  # the setting, then digests
                 raise ValueError(
                     f"cannot resume {self.path}: the search differs from the original run in "
                     + "; ".join(changed)
