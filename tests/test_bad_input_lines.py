@@ -166,3 +166,12 @@ def test_spec_files_with_huge_numbers_or_deep_nesting_name_the_file(tmp_path, te
     with pytest.raises(SpecError, match=message) as caught:
         ArchSpec.load(path)
     assert "\n" not in str(caught.value)
+
+
+def test_write_errors_name_the_file_not_its_temp_file(tmp_path, capsys) -> None:
+    from equinas.atomic import atomic_write_text
+
+    target = tmp_path / "missing" / "table.md"
+    with pytest.raises(OSError, match=r"cannot write .*missing/table\.md: No such file") as caught:
+        atomic_write_text(target, "x")
+    assert ".tmp" not in str(caught.value) and "table.md." not in str(caught.value)

@@ -34,8 +34,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
     ``OSError`` that names no file (a full disk) is raised again naming ``path``.
     """
     path = Path(path)
-    fd, temp_name = _create_temp(path)
     with _naming(path, "write"):
+        fd, temp_name = _create_temp(path)
         try:
             with os.fdopen(fd, "w+b") as handle:
                 write(handle)
@@ -51,12 +51,15 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
 
 @contextlib.contextmanager
 def _naming(path: str | os.PathLike, action: str) -> Iterator[None]:
-    """Raise an ``OSError`` of the block that names no file (a full disk) again as one naming
-    ``path``: ``cannot <action> <path>: <reason>``."""
+    """Raise an ``OSError`` of the block that names no file (a full disk) or only the temp
+    file of ``path`` again as one naming ``path``: ``cannot <action> <path>: <reason>``."""
     try:
         yield
     except OSError as err:
-        if err.filename is not None:
+        named = err.filename is not None and not os.path.basename(err.filename).startswith(
+            _temp_prefix(Path(path))
+        )
+        if named:
             raise
         raise OSError(err.errno, f"cannot {action} {path}: {err.strerror or err}") from err
 
