@@ -145,3 +145,24 @@ def test_a_dangling_symlink_or_a_non_utf8_name_is_named(tmp_path) -> None:
     os.rename(root / "b", os.fsdecode(bytes(root) + b"/b\xff"))
     with pytest.raises(DataError, match=r"the name b'b\\xff' is not valid UTF-8; rename it"):
         load_folder(root)
+
+
+def test_quiet_hides_the_decoding_progress_bar(tmp_path, capsys) -> None:
+    from equinas.cli import main
+
+    root = tmp_path / "d"
+    _write_folder(root, _image("L")[0], ".png")
+    argv = ["train", "--task", f"folder:{root}", "--arch", "C1", "--ambient", "C1", "--widths", "1"]
+    argv += [
+        "--pools-after",
+        "",
+        "--kernel-size",
+        "3",
+        "--epochs",
+        "0.1",
+        "--quiet",
+        "--run-dir",
+        str(tmp_path / "r"),
+    ]
+    assert main(argv) == 0
+    assert "decoding" not in capsys.readouterr().err

@@ -13,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from equinas.cli.common import run_directory_lock
+from equinas.cli.common import quiet_data, run_directory_lock
 from equinas.cli.config import command_word, parse_with_config
 from equinas.cli.results import add_data, add_demo, add_report
 from equinas.cli.search import add_search
@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = None
     try:
         args = parse_with_config(parser, argv)  # reads --config: its errors are one line too
-        with run_directory_lock(args):
+        with run_directory_lock(args), quiet_data(args):
             return args.func(args)
     except KeyboardInterrupt:
         resumable = getattr(args, "resume", None) is not None

@@ -113,6 +113,15 @@ def run_directory(args: argparse.Namespace) -> str | None:
     return None
 
 
+def quiet_data(args: argparse.Namespace) -> contextlib.AbstractContextManager:
+    """With ``--quiet``: no progress bar while image folders are decoded."""
+    if not getattr(args, "quiet", False):
+        return contextlib.nullcontext()
+    from equinas.data.folder import decoding_progress
+
+    return decoding_progress(False)
+
+
 def run_directory_lock(args: argparse.Namespace) -> contextlib.AbstractContextManager:
     """The lock of the command's run directory (``equinas.run_lock``), if it has one: taken
     before anything is read or written, so a second command on it stops at once."""

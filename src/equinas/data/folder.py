@@ -19,9 +19,12 @@ size and modification time, so any added, removed or changed file makes a new ca
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +49,7 @@ from equinas.memory import gib, memory_limit
 VERSION = 2  # 2: images deeper than 8 bits kept as float32, with their value range
 ALL = "all"
 BYTE_RANGE = (0.0, 255.0)
+_PROGRESS: ContextVar[bool] = ContextVar("folder_decoding_progress", default=True)
 LISTING_THREADS = 4
 
 
@@ -204,8 +208,18 @@ def _check_fits(listing: FolderListing, first: np.ndarray) -> None:
         )
 
 
+@contextlib.contextmanager
+def decoding_progress(shown: bool) -> Iterator[None]:
+    """Show or hide (``--quiet``) the progress bar of folders decoded within the block."""
+    token = _PROGRESS.set(shown)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
+
+
 def decode_folder(
-    listing: FolderListing, image_size: int | None, channels: int | None, *, progress: bool = True
+    listing: FolderListing, image_size: int | None, channels: int | None
 ) -> tuple[np.ndarray, tuple[float, float]]:
     """``(images, value_range)``: every image of ``listing`` as ``[N, H, W]`` (one channel) or
     ``[N, H, W, 3]``, uint8 for 8-bit images (``value_range`` ``(0, 255)``), else float32 in
@@ -216,7 +230,7 @@ def decode_folder(
     mode = {None: None, 1: "L", 3: "RGB"}[channels]
     decoded: list[np.ndarray] = []
     files = tqdm(
-        listing.files, desc=f"decoding {listing.root}", unit="img", leave=False, disable=not progress
+        listing.files, desc=f"decoding {listing.root}", unit="img", leave=False, disable=not _PROGRESS.get()
     )
     for name in files:
         image = decode_image(listing.root / name, image_size, mode, full_depth=True)
@@ -244,19 +258,17 @@ def load_folder(
     root: str | os.PathLike[str],
     image_size: int | None = None,
     channels: int | None = None,
-    *,
-    progress: bool = True,
 ) -> tuple[FolderListing, np.ndarray, Path, tuple[float, float]]:
     """``(listing, images, cache file, value_range)`` (see ``decode_folder``): the images
     decoded once and then read from the cache (verified by its sha256; concurrent loaders
-    decode once, under a file lock). ``progress=False`` hides the decoding progress bar."""
+    decode once, under a file lock)."""
     _check_options(image_size, channels)
     listing = list_folder(root)
     path = folder_cache_path(listing, image_size, channels)
     if cache_problem(path) is not None:
         with exclusive_lock(path):
             if cache_problem(path) is not None:
-                images, value_range = decode_folder(listing, image_size, channels, progress=progress)
+                images, value_range = decode_folder(listing, image_size, channels)
                 write_npz(
                     path,
                     {"images": images, "labels": listing.labels, "value_range": np.asarray(value_range)},
