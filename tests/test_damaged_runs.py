@@ -12,8 +12,7 @@ import pytest
 from conftest import synthetic_search_context
 from equinas.cli import main
 from equinas.execution import LocalExecutor
-from equinas.search import make_method, run_search
-from equinas.search import RunDirectory
+from equinas.search import RunDirectory, make_method, run_search
 
 
 @pytest.fixture(scope="module")

@@ -61,7 +61,7 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
 
 def json_text(value: Any) -> str:
     """``value`` as strict, indented JSON: NaN and infinities become null, as in the run files."""
-    from equinas.train.runlog import jsonable
+    from equinas.runlog import jsonable
 
     return json.dumps(jsonable(value), indent=2, allow_nan=False)
 

@@ -62,8 +62,11 @@ def _actions(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[
 
 
 def _parsed(action: argparse.Action, text: str, where: str) -> Any:
+    parse = action.type
+    if not callable(parse):
+        return text
     try:
-        return action.type(text)  # type: ignore[misc]
+        return parse(text)
     except (argparse.ArgumentTypeError, ValueError, TypeError) as err:
         raise ValueError(f"{where}: {err}") from None
 
