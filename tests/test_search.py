@@ -292,3 +292,27 @@ def test_equinas_d_can_search_briefly_and_retrain(tmp_path) -> None:
     by_id = {r.candidate_id: r for r in result.candidates}
     assert by_id["mixed"].epochs == 0.25 and by_id["retrained"].epochs == 0.5
     assert set(by_id["mixed"].spec["layers"][0]["groups"]) == {"D4", "C4", "D1", "C2", "C1"}
+
+
+def test_ray_executor_starts_its_own_instance_instead_of_joining_another_processes(monkeypatch) -> None:
+    """Without an address, ``ray.init()`` joins a cluster another process started on this
+    machine (it looks in /tmp/ray); the executor asks for a local instance of its own."""
+    from equinas.execution import ray_executor
+
+    calls: list[dict] = []
+
+    class FakeRay:
+        def is_initialized(self) -> bool:
+            return False
+
+        def init(self, **kwargs) -> None:
+            calls.append(kwargs)
+
+        def cluster_resources(self) -> dict:
+            return {"CPU": 1}
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(ray_executor, "_import_ray", FakeRay)
+    ray_executor.RayExecutor(num_cpus=1)
+    assert calls and calls[0]["address"] == "local" and calls[0]["_node_ip_address"] == "127.0.0.1"
+    assert calls[0]["num_cpus"] == 1

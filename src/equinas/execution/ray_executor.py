@@ -54,8 +54,10 @@ class RayExecutor:
         if self._started_here:
             kwargs: dict[str, Any] = {"address": address, "include_dashboard": False, "log_to_driver": False}
             local = address is None and not os.environ.get("RAY_ADDRESS")
-            if local and num_cpus is not None:
-                kwargs["num_cpus"] = num_cpus
+            if local:  # a new instance of our own: never join a cluster another process started
+                kwargs["address"] = "local"
+                if num_cpus is not None:
+                    kwargs["num_cpus"] = num_cpus
             where = address or os.environ.get("RAY_ADDRESS")
             try:
                 if local:
