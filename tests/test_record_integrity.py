@@ -261,3 +261,14 @@ def test_nan_metrics_are_null_never_best_and_reports_handle_them(tmp_path, capsy
     assert "fixed-C1 *" in report and "fixed-C2 *" not in report  # not on the Pareto front
     RunDirectory(runs[0]).write_json("result.json", result)
     assert "NaN" not in (runs[0] / "result.json").read_text()  # written as null
+
+
+def test_equinas_e_resume_without_a_population_members_record_is_one_clear_error(tmp_path) -> None:
+    settings = {"generations": 1, "population": 1, "epochs_per_generation": 0.5, "children_per_parent": 1}
+    run_search(make_method("equinas_e", **settings), context(tmp_path / "e"))
+    member = json.loads((tmp_path / "e" / "generations.json").read_text())[-1]["population"][0]
+    lines = (tmp_path / "e" / "candidates.jsonl").read_text().splitlines(keepends=True)
+    kept = [line for line in lines if json.loads(line)["candidate_id"] != member]
+    (tmp_path / "e" / "candidates.jsonl").write_text("".join(kept))
+    with pytest.raises(ValueError, match=f"population member {member} has no record"):
+        run_search(make_method("equinas_e", **settings), context(tmp_path / "e"), resume=True)

@@ -215,7 +215,7 @@ class EquiNASE(SearchMethod[EquiNASESettings]):
 
         start = s.start_group or ctx.backbone.ambient
         if trace:
-            population = [ev.done[i] for i in trace[-1]["population"]]
+            population = self._recorded_population(ev, trace[-1])
         else:
             root = ev.job(
                 "g00-000",
@@ -235,6 +235,20 @@ class EquiNASE(SearchMethod[EquiNASESettings]):
 
         records = sorted(ev.done.values(), key=lambda r: r.candidate_id)
         return SearchResult(self.name, best_of(population), records, extras={"generations": trace})
+
+    @staticmethod
+    def _recorded_population(ev: Evaluator, entry: dict) -> list[CandidateRecord]:
+        """The population that ``generations.json`` recorded, from the run's records; a run
+        directory that lost one of them cannot continue its lineage (the weights of the
+        generation before are gone), which is one line naming the record."""
+        missing = [i for i in entry["population"] if i not in ev.done]
+        if missing:
+            raise ValueError(
+                f"{ev.ctx.run.path}: generation {entry['generation']}'s population member "
+                f"{missing[0]} has no record in candidates.jsonl (damaged); the lineage cannot "
+                "continue without it: start a new run directory"
+            )
+        return [ev.done[i] for i in entry["population"]]
 
     @staticmethod
     def _trace_entry(generation: int, population: list[CandidateRecord]) -> dict:
