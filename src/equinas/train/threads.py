@@ -9,11 +9,14 @@ least 1), so a container limited to 2 CPUs on a 64-core host runs 2 threads, not
 
 Measured on an idle 2-core machine: a second thread trains the paper's 8-layer backbone
 1.9-2.1x faster (``benchmarks/results/depth_step_cpu.json``), and even the 4-layer demo
-network, whose ops are small, 1.65x (EquiNAS_E of demo networks: 93.7 s on one thread, 56.8 s
-on two; ``results/executor_cpu.json``). So ``auto`` never leaves a core idle under a network
-that trains alone, whatever its size. Two one-thread worker processes did that search in
-55.6 s, slightly better than two threads, hence one thread per worker by default when several
-networks train at once.
+network, whose ops are small, 1.77x per train step and 1.95x per eval batch (interleaved, load
+1.1; ``benchmarks/results/speed_notes.md``) and 1.65x over a whole EquiNAS_E search (93.7 s on
+one thread, 56.8 s on two; ``results/executor_cpu.json``). So ``auto`` never leaves a core idle
+under a network that trains alone, whatever its size. Two one-thread worker processes did that
+search in 55.6 s, slightly better than two threads, hence one thread per worker by default
+when several networks train at once. (On a machine whose other core is busy, a second thread
+made the demo step slower, 0.66-0.74x: ``auto`` counts the cores it may use, not their load;
+pass ``--threads 1`` there.)
 """
 
 from __future__ import annotations
