@@ -187,6 +187,7 @@ def test_run_search_records_the_resolved_lineage_budget(tmp_path) -> None:
     run_search(make_method("equinas_e", generations=1, population=1, children_per_parent=1), ctx)
     meta = json.loads((tmp_path / "run" / "search.json").read_text())
     assert meta["settings"]["epochs_per_generation"] == meta["train"]["epochs"] == 0.25
+    assert meta["settings"]["initial_epochs"] == 0.25  # the start network's budget, resolved too
     records = RunDirectory(tmp_path / "run").records()
     assert {r.epochs for r in records} == {0.25} and max(r.lineage_epochs for r in records) == 0.5
 

@@ -70,21 +70,26 @@ class EquiNASESettings(Settings):
     space: tuple[str, ...] | None = space_setting()
 
     def for_lineage(self, epochs: float) -> EquiNASESettings:
-        """These settings with ``epochs_per_generation`` split from a lineage budget of ``epochs``
-        (itself when already set): ``epochs / (generations + 1)``, or with ``initial_epochs``
-        ``(epochs - initial_epochs) / generations``."""
-        if self.epochs_per_generation is not None:
-            return self
+        """These settings resolved against a lineage budget of ``epochs``: an unset
+        ``epochs_per_generation`` is ``epochs / (generations + 1)``, or with ``initial_epochs``
+        ``(epochs - initial_epochs) / generations``; an unset ``initial_epochs`` is then
+        ``epochs_per_generation``."""
+        per_generation = self.epochs_per_generation or self._split(epochs)
+        return dataclasses.replace(
+            self, epochs_per_generation=per_generation, initial_epochs=self.initial_epochs or per_generation
+        )
+
+    def _split(self, epochs: float) -> float:
+        """The epochs of each generation when a lineage trains ``epochs`` in all."""
         if self.initial_epochs is None:
-            return dataclasses.replace(self, epochs_per_generation=epochs / (self.generations + 1))
+            return epochs / (self.generations + 1)
         if self.generations == 0 or not self.initial_epochs < epochs:
             raise self.fail(
                 "initial_epochs",
                 f"{self.initial_epochs:g} leaves nothing of the lineage budget ({epochs:g} epochs) "
                 "for the generations",
             )
-        per_generation = (epochs - self.initial_epochs) / self.generations
-        return dataclasses.replace(self, epochs_per_generation=per_generation)
+        return (epochs - self.initial_epochs) / self.generations
 
 
 def relaxations(spec: ArchSpec, space: tuple[str, ...] | None = None) -> list[tuple[int, str]]:
