@@ -148,7 +148,7 @@ class Trainer:
     def _run(self, resume: bool) -> TrainResult:
         keep_freed_memory()
         self._open(resume)
-        with torch_threads(resolve_threads(self.config.num_threads)):
+        with torch_threads(self.config.num_threads):
             bar = tqdm(
                 total=self.stop_step,
                 initial=self.global_step,

@@ -96,10 +96,11 @@ def resolve_threads(threads: int | str) -> int:
 
 
 @contextlib.contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """Run the block with ``threads`` torch threads, then restore the previous count."""
+def torch_threads(threads: int | str) -> Iterator[None]:
+    """Run the block with ``threads`` torch threads (``auto`` resolved by ``resolve_threads``),
+    then restore the previous count."""
     previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    torch.set_num_threads(resolve_threads(threads))
     try:
         yield
     finally:

@@ -125,13 +125,17 @@ class EquiNASE(SearchMethod[EquiNASESettings]):
         """``ctx`` with ``epochs_per_generation`` as the per-candidate budget of the record."""
         return dataclasses.replace(ctx, train=dataclasses.replace(ctx.train, epochs=self._epochs))
 
-    @property
-    def _epochs(self) -> float:
-        """The resolved ``epochs_per_generation``."""
-        epochs = self.settings.epochs_per_generation
+    def _resolved(self, field: str) -> float:
+        """The resolved epoch budget ``field`` of the settings (``resolve`` fills it)."""
+        epochs = getattr(self.settings, field)
         if epochs is None:
             raise ValueError("EquiNAS_E runs on resolved settings (run_search resolves them)")
         return epochs
+
+    @property
+    def _epochs(self) -> float:
+        """The resolved ``epochs_per_generation``."""
+        return self._resolved("epochs_per_generation")
 
     def _children(
         self, ev: Evaluator, parent: CandidateRecord, generation: int, first_index: int, epochs: float
@@ -225,7 +229,7 @@ class EquiNASE(SearchMethod[EquiNASESettings]):
             root = ev.job(
                 "g00-000",
                 ctx.backbone.spec(ctx.data, start),
-                train=ctx.train_dict(epochs=s.initial_epochs or self._epochs),
+                train=ctx.train_dict(epochs=self._resolved("initial_epochs")),
                 return_state=True,
             )
             population = self._select(ev.evaluate([root], label="generation 0"))
